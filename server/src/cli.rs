@@ -1,0 +1,430 @@
+//! The `cornetta` command line: `serve`, `qr`, `site`, `token`. Every flag also reads the
+//! environment variable named in its help (`--addr` ↔ `CORNETTA_ADDR`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use cornetta_shared::{Lang, PhoneNumber, Region, SiteKey};
+use secrecy::ExposeSecret;
+
+use crate::assets::Assets;
+use crate::keys::Keyring;
+use crate::limits::{LimitSettings, RateLimits};
+use crate::state::{AppState, Settings};
+use crate::store::sqlite::{SqliteSettings, SqliteStore};
+use crate::store::{DatabaseUrl, DynStore, Role};
+
+#[derive(Debug, Parser)]
+#[command(name = "cornetta", version, about = "Consent-first WhatsApp click-to-chat: server, QR codes and consent ledger")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (API, widget files, and optionally the example shop page).
+    Serve(ServeArgs),
+    /// Write the QR code of a wa.me link to a PNG or SVG file, offline.
+    Qr(QrArgs),
+    /// Create, list and update sites (tenants).
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Create, list and revoke bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Where data lives; shared by every command that opens the store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory for the SQLite file and the key files; created if missing.
+    #[arg(long, env = "CORNETTA_DATA_DIR", default_value = "cornetta-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://FILE` (default: cornetta.db in the data directory) or `postgres://…`.
+    #[arg(long, env = "CORNETTA_DATABASE_URL", value_parser = DatabaseUrl::parse)]
+    pub database_url: Option<DatabaseUrl>,
+    /// The master key file (wraps per-subject keys); default: DATA_DIR/master.key.
+    #[arg(long, env = "CORNETTA_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The ledger's Ed25519 signing key file; default: DATA_DIR/ledger-signing.key.
+    #[arg(long, env = "CORNETTA_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "CORNETTA_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// The URL people reach this server at (default: http://ADDR).
+    #[arg(long, env = "CORNETTA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Region (ISO 3166 code, e.g. IT) for national phone numbers when a request names none.
+    #[arg(long, env = "CORNETTA_REGION", value_parser = |s: &str| Region::parse(s).map_err(|e| e.to_string()))]
+    pub region: Option<Region>,
+    /// The built widget (`cargo xtask widget` writes it here).
+    #[arg(long, env = "CORNETTA_WIDGET_DIR", default_value = "widget/dist")]
+    pub widget_dir: PathBuf,
+    /// Also serve the example shop page on this address (another origin, as a merchant's
+    /// site would be).
+    #[arg(long, env = "CORNETTA_DEMO_ADDR")]
+    pub demo_addr: Option<SocketAddr>,
+    /// The example shop's files.
+    #[arg(long, env = "CORNETTA_DEMO_DIR", default_value = "examples/shop")]
+    pub demo_dir: PathBuf,
+    /// Origins the default site (created on an empty database) allows, comma-separated.
+    #[arg(long, env = "CORNETTA_DEFAULT_ORIGINS", value_delimiter = ',', default_value = "http://127.0.0.1:8081,http://localhost:8081")]
+    pub default_origins: Vec<String>,
+    /// Take the client address from X-Forwarded-For (only behind a proxy you control).
+    #[arg(long, env = "CORNETTA_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// Consents and withdrawals per minute from one client address.
+    #[arg(long, env = "CORNETTA_PUBLIC_WRITES_PER_MINUTE", default_value_t = LimitSettings::default().public_writes_per_minute)]
+    pub public_writes_per_minute: u32,
+    /// Links, QR codes and widget configurations per minute from one client address.
+    #[arg(long, env = "CORNETTA_PUBLIC_READS_PER_MINUTE", default_value_t = LimitSettings::default().public_reads_per_minute)]
+    pub public_reads_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QrArgs {
+    /// The WhatsApp number, international (+39 333 1234567) or national with --region.
+    #[arg(long)]
+    pub phone: String,
+    /// The prefilled message.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Region for a national number.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Output file; its extension (.png or .svg) picks the format.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// Edge length in pixels.
+    #[arg(long, default_value_t = crate::qr::DEFAULT_SIZE_PX)]
+    pub size: u32,
+    /// Quiet zone in modules.
+    #[arg(long, default_value_t = crate::qr::DEFAULT_MARGIN)]
+    pub margin: u32,
+    /// Error correction: L, M, Q or H.
+    #[arg(long, default_value = "M")]
+    pub ecc: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Create a site; prints its public key. Notices in every built-in language are published.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The business's name, shown in every notice.
+        #[arg(long)]
+        business: String,
+        /// A WhatsApp number (repeatable; the first is the default).
+        #[arg(long = "phone", required = true)]
+        phones: Vec<String>,
+        /// An origin allowed to embed the widget, e.g. https://shop.example (repeatable).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// Region for national numbers.
+        #[arg(long)]
+        region: Option<String>,
+        /// The language used when the visitor's is not available.
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
+    /// List sites.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Change a site's allowed origins.
+    Update {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The site's public key.
+        key: String,
+        #[arg(long = "add-origin")]
+        add_origins: Vec<String>,
+        #[arg(long = "remove-origin")]
+        remove_origins: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints the secret once (stdout), to keep somewhere safe.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// admin, auditor or marketer.
+        #[arg(long)]
+        role: String,
+        /// Limit the token to one site (its public key); default: every site.
+        #[arg(long)]
+        site: Option<String>,
+        /// A name to recognise it by.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by id (tok_…).
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: String,
+    },
+}
+
+impl StoreArgs {
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| DatabaseUrl::Sqlite(self.data_dir.join("cornetta.db")))
+    }
+
+    pub fn keyring(&self) -> anyhow::Result<Keyring> {
+        let (master, signing) = crate::keys::default_paths(&self.data_dir);
+        Keyring::load_or_create(self.master_key_file.as_deref().unwrap_or(&master), self.signing_key_file.as_deref().unwrap_or(&signing))
+    }
+}
+
+/// Opens the store `--database-url` names.
+pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<DynStore> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let store = SqliteStore::open(path, SqliteSettings::default())
+                .await
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        DatabaseUrl::Postgres(_) => bail!("PostgreSQL is not yet supported by this build; use --database-url sqlite://FILE"),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Qr(args) => qr(args),
+        Command::Site(command) => site(command).await,
+        Command::Token(command) => token(command).await,
+    }
+}
+
+/// Builds the application state for `serve` (also used by tests that run in-process).
+pub async fn build_state(args: &ServeArgs) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&args.store.data_dir)
+        .with_context(|| format!("creating the data directory {}", args.store.data_dir.display()))?;
+    let store = open_store(&args.store.database_url()).await?;
+    let keys = args.store.keyring()?;
+    let origins = args
+        .default_origins
+        .iter()
+        .map(|o| crate::sites::parse_origin(o).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(site) = crate::sites::ensure_default(&store, origins).await? {
+        println!(
+            "Created the default site \"{}\" (site key {}, allowed origins: {}).",
+            site.business_name,
+            site.key,
+            site.allowed_origins.join(", ")
+        );
+    }
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.addr)).trim_end_matches('/').to_owned();
+    Ok(AppState {
+        store,
+        keys: Arc::new(keys),
+        settings: Arc::new(Settings { default_region: args.region, public_url, trust_forwarded_for: args.trust_forwarded_for }),
+        assets: Arc::new(Assets::load(&args.widget_dir)),
+        limits: Arc::new(RateLimits::new(LimitSettings {
+            public_writes_per_minute: args.public_writes_per_minute,
+            public_reads_per_minute: args.public_reads_per_minute,
+        })),
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let state = build_state(&args).await?;
+    if let Some(why) = state.assets.missing() {
+        tracing::warn!("{why}");
+    }
+    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
+    let local = listener.local_addr()?;
+    let limits = state.limits.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.forget_quiet();
+        }
+    });
+    if let Some(demo_addr) = args.demo_addr {
+        let demo = crate::demo::router(&state, &args.demo_dir).await?;
+        let demo_listener = tokio::net::TcpListener::bind(demo_addr).await.with_context(|| format!("listening on {demo_addr}"))?;
+        println!("Example shop page: http://{}/", demo_listener.local_addr()?);
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(demo_listener, demo).await {
+                tracing::error!(error = %err, "the example shop server stopped");
+            }
+        });
+    }
+    println!("Cornetta {} listening on http://{local} (store: {})", env!("CARGO_PKG_VERSION"), state.store.backend());
+    let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn qr(args: QrArgs) -> anyhow::Result<()> {
+    let format = args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(crate::qr::Format::parse)
+        .with_context(|| format!("{}: the output file must end in .png or .svg", args.output.display()))?;
+    let ecc = crate::qr::parse_ecc(&args.ecc).with_context(|| format!("--ecc {:?}: expected L, M, Q or H", args.ecc))?;
+    if !(crate::qr::MIN_SIZE_PX..=crate::qr::MAX_SIZE_PX).contains(&args.size) {
+        bail!("--size {}: expected {} to {} pixels", args.size, crate::qr::MIN_SIZE_PX, crate::qr::MAX_SIZE_PX);
+    }
+    if args.margin > crate::qr::MAX_MARGIN {
+        bail!("--margin {}: expected 0 to {} modules", args.margin, crate::qr::MAX_MARGIN);
+    }
+    let region = args.region.as_deref().map(Region::parse).transpose().map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+    let phone = PhoneNumber::parse(&args.phone, region).map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
+    let link = cornetta_shared::WaLink::new(phone, args.text.as_deref()).map_err(|e| anyhow::anyhow!("--text: {e}"))?;
+    let matrix = crate::qr::Matrix::encode(link.url(), ecc)?;
+    let bytes = match format {
+        crate::qr::Format::Svg => matrix.to_svg(args.margin, args.size).into_bytes(),
+        crate::qr::Format::Png => matrix.to_png(args.margin, args.size)?,
+    };
+    write_file(&args.output, &bytes)?;
+    eprintln!("Wrote {} ({} bytes) for {}", args.output.display(), bytes.len(), link.url());
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+async fn open(store: &StoreArgs) -> anyhow::Result<DynStore> {
+    std::fs::create_dir_all(&store.data_dir).with_context(|| format!("creating the data directory {}", store.data_dir.display()))?;
+    open_store(&store.database_url()).await
+}
+
+async fn find_site(store: &DynStore, key: &str) -> anyhow::Result<crate::store::Site> {
+    let key = SiteKey::parse(key)?;
+    store.site_by_key(&key).await?.with_context(|| format!("no site has the key {key}; `cornetta site list` shows them"))
+}
+
+async fn site(command: SiteCommand) -> anyhow::Result<()> {
+    match command {
+        SiteCommand::Create { store, business, phones, origins, region, lang } => {
+            let db = open(&store).await?;
+            let region = region.as_deref().map(Region::parse).transpose().map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+            let phones = phones
+                .iter()
+                .map(|p| PhoneNumber::parse(p, region).map_err(|e| anyhow::anyhow!("--phone: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let origins = origins
+                .iter()
+                .map(|o| crate::sites::parse_origin(o).map_err(|e| anyhow::anyhow!("--origin: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let lang = Lang::parse(&lang).map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
+            let (site, notices) = crate::sites::create(&db, &business, phones, origins, lang).await?;
+            eprintln!("Created site \"{}\" with {} notices; embed it with data-site=\"{}\".", site.business_name, notices.len(), site.key);
+            println!("{}", site.key);
+        }
+        SiteCommand::List { store } => {
+            let db = open(&store).await?;
+            for site in db.list_sites().await? {
+                let phones: Vec<String> = site.phones.iter().map(PhoneNumber::to_string).collect();
+                println!("{}  {}  phones={}  origins={}", site.key, site.business_name, phones.join(","), site.allowed_origins.join(","));
+            }
+        }
+        SiteCommand::Update { store, key, add_origins, remove_origins } => {
+            let db = open(&store).await?;
+            let site = find_site(&db, &key).await?;
+            let mut origins = site.allowed_origins.clone();
+            for o in &add_origins {
+                let o = crate::sites::parse_origin(o).map_err(|e| anyhow::anyhow!("--add-origin: {e}"))?;
+                if !origins.contains(&o) {
+                    origins.push(o);
+                }
+            }
+            for o in &remove_origins {
+                let o = crate::sites::parse_origin(o).map_err(|e| anyhow::anyhow!("--remove-origin: {e}"))?;
+                origins.retain(|x| *x != o);
+            }
+            db.update_site_origins(&site.id, origins.clone()).await?;
+            println!("{}  origins={}", site.key, origins.join(","));
+        }
+    }
+    Ok(())
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { store, role, site, name } => {
+            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let db = open(&store).await?;
+            let site = match site {
+                Some(key) => Some(find_site(&db, &key).await?),
+                None => None,
+            };
+            let name = if name.is_empty() { format!("{role} token") } else { name };
+            let issued = crate::tokens::issue(&db, &name, role, site.as_ref().map(|s| s.id.clone())).await?;
+            eprintln!(
+                "Created {} token {} for {}. The secret is shown only now:",
+                role,
+                issued.info.id,
+                site.as_ref().map_or("every site".to_owned(), |s| format!("site {}", s.key))
+            );
+            println!("{}", issued.secret.expose_secret());
+        }
+        TokenCommand::List { store } => {
+            let db = open(&store).await?;
+            let sites = db.list_sites().await?;
+            for info in db.list_tokens().await? {
+                let key = info.site_id.as_ref().and_then(|id| sites.iter().find(|s| &s.id == id)).map(|s| &s.key);
+                println!("{}", crate::tokens::describe(&info, key));
+            }
+        }
+        TokenCommand::Revoke { store, id } => {
+            let db = open(&store).await?;
+            if !db.revoke_token(&id).await? {
+                bail!("no unrevoked token has the id {id}; `cornetta token list` shows them");
+            }
+            println!("Revoked {id}.");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! The HTTP API: one module per resource, each with its own `router()`, merged here; and
+//! the extractors every route shares (JSON and query with our error shape, bearer tokens,
+//! the public site key + Origin check, the client address).
+
+mod consents;
+mod health;
+mod link;
+mod sites;
+mod widget;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{Role, Site, TokenInfo};
+
+/// Largest JSON body accepted, in bytes. A consent is well under 4 KB.
+pub const JSON_BODY_LIMIT: usize = 16 * 1024;
+/// How long one request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole application. Tests drive it with `oneshot` or bind it to port 0.
+pub fn app(state: AppState) -> Router {
+    // Public routes are called from merchants' pages on any origin; each handler then
+    // checks the Origin against the site's allowed origins and stores nothing otherwise.
+    let public_cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(86_400));
+    let public = Router::new().merge(consents::public_router()).merge(sites::public_router()).layer(public_cors);
+    Router::new()
+        .merge(health::router())
+        .merge(link::router())
+        .merge(widget::router())
+        .merge(consents::router())
+        .merge(sites::router())
+        .merge(public)
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The path only: query strings may carry phone numbers.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see the README for the API".into())
+}
+
+/// `Json` whose rejections use our error shape.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `Query` whose rejections use our error shape.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// A valid, unrevoked bearer token. Missing or unknown: 401.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub TokenInfo);
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::Unauthorized("this endpoint needs a bearer token: Authorization: Bearer crn_…".into()));
+        };
+        let secret = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
+        match crate::tokens::authenticate(&state.store, secret).await? {
+            Some(token) => Ok(Bearer(token)),
+            None => Err(ApiError::Unauthorized("the bearer token is unknown or revoked".into())),
+        }
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            <Bearer as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+impl Bearer {
+    /// 403 unless the token has `role` (admins have every role) and reaches `site`.
+    pub fn require(&self, role: Role, site: Option<&Site>) -> Result<(), ApiError> {
+        if !self.0.has_role(role) {
+            return Err(ApiError::forbidden("wrong_role", format!("this needs a token with role {role} (this one is {})", self.0.role)));
+        }
+        if let Some(site) = site {
+            if !self.0.reaches_site(&site.id) {
+                return Err(ApiError::forbidden("wrong_site", format!("this token is not valid for site {}", site.key)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when the
+/// server is configured to trust its proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.settings.trust_forwarded_for {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return Ok(ClientIp(ip));
+            }
+        }
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientIp(peer.unwrap_or(IpAddr::from([127, 0, 0, 1]))))
+    }
+}
+
+/// The request's `Origin` header, if any.
+#[derive(Debug, Clone)]
+pub struct RequestOrigin(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned)))
+    }
+}
+
+impl RequestOrigin {
+    /// 403 unless the request comes from one of the site's allowed origins.
+    pub fn check(&self, site: &Site) -> Result<(), ApiError> {
+        match &self.0 {
+            None => Err(ApiError::forbidden(
+                "origin_missing",
+                "this endpoint is for the widget on a site's pages: the request has no Origin header",
+            )),
+            Some(origin) if site.allows_origin(&origin.to_ascii_lowercase()) => Ok(()),
+            Some(origin) => Err(ApiError::forbidden(
+                "origin_not_allowed",
+                format!(
+                    "origin {} is not allowed for site {}; add it with `cornetta site update {} --add-origin {}`",
+                    origin.chars().take(100).collect::<String>(),
+                    site.key,
+                    site.key,
+                    origin.chars().take(100).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
+
+/// The request's `User-Agent`, clipped.
+#[derive(Debug, Clone)]
+pub struct UserAgent(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+        Ok(Self(ua.map(|ua| crate::consents::clip(ua, crate::consents::MAX_USER_AGENT_CHARS))))
+    }
+}

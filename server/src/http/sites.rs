@@ -1,0 +1,155 @@
+//! Site routes: the widget's configuration (public) and the admin API for sites and notices.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use cornetta_shared::api::{NoticePurpose, NoticeView, WidgetConfig};
+use cornetta_shared::{Lang, PhoneNumber, SiteKey};
+use serde::{Deserialize, Serialize};
+
+use super::link::parse_phone;
+use super::{ApiJson, ApiQuery, Bearer, ClientIp, RequestOrigin};
+use crate::error::ApiError;
+use crate::limits::Bucket;
+use crate::notice;
+use crate::state::AppState;
+use crate::store::{Role, Site};
+
+pub(super) fn public_router() -> Router<AppState> {
+    Router::new().route("/v1/sites/{key}/widget", get(widget_config))
+}
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sites", post(create).get(list))
+        .route("/v1/sites/{key}/notices", post(publish_notice))
+}
+
+async fn site_for(state: &AppState, key: &str) -> Result<Site, ApiError> {
+    let key = SiteKey::parse(key).map_err(|e| ApiError::invalid("invalid_site", e.to_string()))?;
+    state.store.site_by_key(&key).await?.ok_or_else(|| ApiError::NotFound(format!("no site has the key {key}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigQuery {
+    /// Preferred languages, best first: `lang=it,en`.
+    lang: Option<String>,
+}
+
+/// Picks the notice in the first of the visitor's languages the site has, else the site's
+/// default language.
+async fn notice_for(state: &AppState, site: &Site, wanted: Option<&str>) -> Result<Option<NoticeView>, ApiError> {
+    let mut langs: Vec<Lang> = wanted.unwrap_or("").split(',').take(10).filter_map(|l| Lang::parse(l).ok()).collect();
+    langs.push(site.default_lang);
+    for lang in langs {
+        if let Some(n) = state.store.current_notice(&site.id, lang).await? {
+            return Ok(Some(notice::view(&n)));
+        }
+    }
+    Ok(None)
+}
+
+async fn widget_config(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    origin: RequestOrigin,
+    Path(key): Path<String>,
+    ApiQuery(q): ApiQuery<ConfigQuery>,
+) -> Result<ApiJson<WidgetConfig>, ApiError> {
+    state.limits.check(Bucket::PublicRead, ip)?;
+    let site = site_for(&state, &key).await?;
+    origin.check(&site)?;
+    let notice = notice_for(&state, &site, q.lang.as_deref()).await?;
+    Ok(ApiJson(WidgetConfig {
+        site: site.key.clone(),
+        business: site.business_name.clone(),
+        phone: site.phones[0].to_string(),
+        text: site.widget.get("text").and_then(|t| t.as_str()).map(str::to_owned),
+        notice,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSite {
+    business: String,
+    phones: Vec<String>,
+    #[serde(default)]
+    origins: Vec<String>,
+    #[serde(default)]
+    default_lang: Option<Lang>,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SiteView {
+    key: SiteKey,
+    business: String,
+    phones: Vec<String>,
+    origins: Vec<String>,
+    default_lang: Lang,
+    created_at: String,
+}
+
+pub(crate) fn site_view(site: &Site) -> SiteView {
+    SiteView {
+        key: site.key.clone(),
+        business: site.business_name.clone(),
+        phones: site.phones.iter().map(PhoneNumber::to_string).collect(),
+        origins: site.allowed_origins.clone(),
+        default_lang: site.default_lang,
+        created_at: site.created_at.to_string(),
+    }
+}
+
+async fn create(State(state): State<AppState>, bearer: Bearer, ApiJson(body): ApiJson<CreateSite>) -> Result<(StatusCode, ApiJson<SiteView>), ApiError> {
+    bearer.require(Role::Admin, None)?;
+    if bearer.0.site_id.is_some() {
+        return Err(ApiError::forbidden("wrong_site", "creating sites needs a global admin token"));
+    }
+    let phones = body
+        .phones
+        .iter()
+        .map(|p| parse_phone(&state.settings, Some(p), body.region.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let origins = body
+        .origins
+        .iter()
+        .map(|o| crate::sites::parse_origin(o).map_err(|e| ApiError::invalid("invalid_origin", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (site, _) = crate::sites::create(&state.store, &body.business, phones, origins, body.default_lang.unwrap_or(Lang::EN)).await?;
+    Ok((StatusCode::CREATED, ApiJson(site_view(&site))))
+}
+
+async fn list(State(state): State<AppState>, bearer: Bearer) -> Result<ApiJson<Vec<SiteView>>, ApiError> {
+    bearer.require(Role::Admin, None)?;
+    let sites = state.store.list_sites().await?;
+    Ok(ApiJson(sites.iter().filter(|s| bearer.0.reaches_site(&s.id)).map(site_view).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishNotice {
+    lang: Lang,
+    intro: String,
+    purposes: Vec<NoticePurpose>,
+    #[serde(default)]
+    privacy_url: Option<String>,
+}
+
+async fn publish_notice(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<PublishNotice>,
+) -> Result<(StatusCode, ApiJson<NoticeView>), ApiError> {
+    let site = site_for(&state, &key).await?;
+    bearer.require(Role::Admin, Some(&site))?;
+    let new = notice::prepare(&site.id, body.lang, &body.intro, body.purposes, body.privacy_url)
+        .map_err(|e| ApiError::invalid("invalid_notice", e))?;
+    let published = state.store.publish_notice(new).await?;
+    Ok((StatusCode::CREATED, ApiJson(notice::view(&published))))
+}

@@ -1,0 +1,568 @@
+//! The embedded SQLite store (the default): one file, WAL, `synchronous=FULL`, and a single
+//! writer task that commits whatever consent events are queued in one transaction (group
+//! commit) and acknowledges each only after that commit.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cornetta_shared::api::NoticePurpose;
+use cornetta_shared::{EventId, Lang, NoticeId, PhoneNumber, Reference, SiteKey};
+use jiff::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    EventFilter, NewEvent, NewNotice, NewSite, NewToken, Notice, Site, StoreError, StoreResult, StoredEvent, Subject, TokenInfo,
+};
+use crate::ledger;
+
+/// Most events one group commit takes.
+const MAX_BATCH: usize = 512;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How the SQLite file is opened.
+#[derive(Debug, Clone)]
+pub struct SqliteSettings {
+    /// `FULL` by default: an acknowledged write survives power loss. `OFF` only for the bench.
+    pub synchronous: SqliteSynchronous,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self { synchronous: SqliteSynchronous::Full }
+    }
+}
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: mpsc::Sender<Job>,
+}
+
+#[derive(Debug)]
+struct Job {
+    event: NewEvent,
+    reply: oneshot::Sender<StoreResult<StoredEvent>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database file.
+    pub async fn open(path: &Path, settings: SqliteSettings) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Invalid(format!("cannot create the directory {}: {e}", parent.display())))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(settings.synchronous)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+        MIGRATOR.run(&pool).await?;
+        let conn = SqliteConnection::connect_with(&options).await?;
+        let (writer, jobs) = mpsc::channel(4096);
+        tokio::spawn(run_writer(conn, jobs));
+        Ok(Self { pool, writer })
+    }
+
+    /// The pool, for tools (verification, bench) that read rows directly.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn micros(ts: Timestamp) -> i64 {
+    ts.as_microsecond()
+}
+
+fn from_micros(value: i64) -> StoreResult<Timestamp> {
+    Timestamp::from_microsecond(value).map_err(|e| StoreError::Corrupt(format!("timestamp {value}: {e}")))
+}
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {err}"))
+}
+
+fn site_from_row(row: &SqliteRow) -> StoreResult<Site> {
+    let phones: Vec<String> = serde_json::from_str(row.try_get("phones")?).map_err(|e| corrupt("site phones", e))?;
+    let phones = phones
+        .iter()
+        .map(|p| PhoneNumber::from_e164(p))
+        .collect::<Result<_, _>>()
+        .map_err(|e| corrupt("site phone", e))?;
+    Ok(Site {
+        id: row.try_get("id")?,
+        key: SiteKey::parse(row.try_get("key")?).map_err(|e| corrupt("site key", e))?,
+        business_name: row.try_get("business_name")?,
+        phones,
+        allowed_origins: serde_json::from_str(row.try_get("allowed_origins")?).map_err(|e| corrupt("site origins", e))?,
+        default_lang: Lang::parse(row.try_get("default_lang")?).map_err(|e| corrupt("site lang", e))?,
+        widget: serde_json::from_str(row.try_get("widget")?).map_err(|e| corrupt("site widget", e))?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+    })
+}
+
+fn notice_from_row(row: &SqliteRow) -> StoreResult<Notice> {
+    let purposes: Vec<NoticePurpose> = serde_json::from_str(row.try_get("purposes")?).map_err(|e| corrupt("notice purposes", e))?;
+    Ok(Notice {
+        id: NoticeId::parse(row.try_get("id")?).map_err(|e| corrupt("notice id", e))?,
+        site_id: row.try_get("site_id")?,
+        version: row.try_get::<i64, _>("version")? as u32,
+        lang: Lang::parse(row.try_get("lang")?).map_err(|e| corrupt("notice lang", e))?,
+        intro: row.try_get("intro")?,
+        purposes,
+        privacy_url: row.try_get("privacy_url")?,
+        canonical_text: row.try_get("canonical_text")?,
+        sha256: row.try_get("sha256")?,
+        published_at: from_micros(row.try_get("published_at")?)?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> StoreResult<TokenInfo> {
+    let role: String = row.try_get("role")?;
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: role.parse().map_err(|e| corrupt("token role", e))?,
+        site_id: row.try_get("site_id")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros).transpose()?,
+    })
+}
+
+fn subject_from_row(row: &SqliteRow) -> StoreResult<Subject> {
+    Ok(Subject {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        lookup: row.try_get("lookup")?,
+        wrapped_key: row.try_get("wrapped_key")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        erased_at: row.try_get::<Option<i64>, _>("erased_at")?.map(from_micros).transpose()?,
+    })
+}
+
+/// Parses a stored event row (shared with verification tools).
+pub fn event_from_row(row: &SqliteRow) -> StoreResult<StoredEvent> {
+    let purposes: String = row.try_get("purposes")?;
+    let purposes = purposes
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(cornetta_shared::Purpose::from_str)
+        .collect::<Result<_, _>>()
+        .map_err(|e| corrupt("event purposes", e))?;
+    let leaf: String = row.try_get("leaf_hash")?;
+    let leaf_hash = hex::decode(&leaf)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| corrupt("event leaf hash", &leaf))?;
+    let action: String = row.try_get("action")?;
+    let method: String = row.try_get("method")?;
+    Ok(StoredEvent {
+        id: EventId::parse(row.try_get("id")?).map_err(|e| corrupt("event id", e))?,
+        site_id: row.try_get("site_id")?,
+        seq: row.try_get::<i64, _>("seq")? as u64,
+        action: action.parse().map_err(|e| corrupt("event action", e))?,
+        method: method.parse().map_err(|e| corrupt("event method", e))?,
+        reference: Reference::parse(row.try_get("reference")?).map_err(|e| corrupt("event reference", e))?,
+        subject_id: row.try_get("subject_id")?,
+        purposes,
+        notice_id: row
+            .try_get::<Option<String>, _>("notice_id")?
+            .map(|n| NoticeId::parse(&n))
+            .transpose()
+            .map_err(|e| corrupt("event notice", e))?,
+        notice_sha256: row.try_get("notice_sha256")?,
+        personal: row.try_get("personal")?,
+        details: row.try_get("details")?,
+        actor: row.try_get("actor")?,
+        recorded_at: from_micros(row.try_get("recorded_at")?)?,
+        leaf_hash,
+    })
+}
+
+#[async_trait]
+impl super::Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_site(&self, site: NewSite) -> StoreResult<Site> {
+        let id = format!("site_{}", uuid::Uuid::now_v7().simple());
+        let phones: Vec<&str> = site.phones.iter().map(PhoneNumber::as_str).collect();
+        let now = Timestamp::now();
+        sqlx::query(
+            "INSERT INTO sites (id, key, business_name, phones, allowed_origins, default_lang, widget, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(site.key.as_str())
+        .bind(&site.business_name)
+        .bind(serde_json::to_string(&phones).map_err(|e| corrupt("phones", e))?)
+        .bind(serde_json::to_string(&site.allowed_origins).map_err(|e| corrupt("origins", e))?)
+        .bind(site.default_lang.as_str())
+        .bind(site.widget.to_string())
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await?;
+        self.site_by_id(&id).await?.ok_or_else(|| StoreError::NotFound("site vanished after insert".into()))
+    }
+
+    async fn site_by_key(&self, key: &SiteKey) -> StoreResult<Option<Site>> {
+        let row = sqlx::query("SELECT * FROM sites WHERE key = ?").bind(key.as_str()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(site_from_row).transpose()
+    }
+
+    async fn site_by_id(&self, id: &str) -> StoreResult<Option<Site>> {
+        let row = sqlx::query("SELECT * FROM sites WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(site_from_row).transpose()
+    }
+
+    async fn list_sites(&self) -> StoreResult<Vec<Site>> {
+        let rows = sqlx::query("SELECT * FROM sites ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter().map(site_from_row).collect()
+    }
+
+    async fn update_site_origins(&self, id: &str, origins: Vec<String>) -> StoreResult<()> {
+        let origins = serde_json::to_string(&origins).map_err(|e| corrupt("origins", e))?;
+        let done = sqlx::query("UPDATE sites SET allowed_origins = ? WHERE id = ?").bind(origins).bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no site {id}")));
+        }
+        Ok(())
+    }
+
+    async fn publish_notice(&self, notice: NewNotice) -> StoreResult<Notice> {
+        let purposes = serde_json::to_string(&notice.purposes).map_err(|e| corrupt("purposes", e))?;
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM notices WHERE site_id = ? AND lang = ?")
+            .bind(&notice.site_id)
+            .bind(notice.lang.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO notices (id, site_id, version, lang, intro, purposes, privacy_url, canonical_text, sha256, published_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(notice.id.as_str())
+        .bind(&notice.site_id)
+        .bind(version)
+        .bind(notice.lang.as_str())
+        .bind(&notice.intro)
+        .bind(&purposes)
+        .bind(&notice.privacy_url)
+        .bind(&notice.canonical_text)
+        .bind(&notice.sha256)
+        .bind(micros(notice.published_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.notice(&notice.id).await?.ok_or_else(|| StoreError::NotFound("notice vanished after insert".into()))
+    }
+
+    async fn notice(&self, id: &NoticeId) -> StoreResult<Option<Notice>> {
+        let row = sqlx::query("SELECT * FROM notices WHERE id = ?").bind(id.as_str()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(notice_from_row).transpose()
+    }
+
+    async fn current_notice(&self, site_id: &str, lang: Lang) -> StoreResult<Option<Notice>> {
+        let row = sqlx::query("SELECT * FROM notices WHERE site_id = ? AND lang = ? ORDER BY version DESC LIMIT 1")
+            .bind(site_id)
+            .bind(lang.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(notice_from_row).transpose()
+    }
+
+    async fn create_token(&self, token: NewToken) -> StoreResult<TokenInfo> {
+        sqlx::query("INSERT INTO tokens (id, name, role, site_id, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(token.role.as_str())
+            .bind(&token.site_id)
+            .bind(&token.hash)
+            .bind(micros(Timestamp::now()))
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT * FROM tokens WHERE id = ?").bind(&token.id).fetch_one(&self.pool).await?;
+        token_from_row(&row)
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
+        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(micros(Timestamp::now()))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn subject_for_lookup(&self, create: Subject) -> StoreResult<Subject> {
+        let lookup = create.lookup.clone().ok_or_else(|| StoreError::Invalid("a looked-up subject needs a lookup hash".into()))?;
+        sqlx::query(
+            "INSERT INTO subjects (id, site_id, lookup, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (site_id, lookup) DO NOTHING",
+        )
+        .bind(&create.id)
+        .bind(&create.site_id)
+        .bind(&lookup)
+        .bind(&create.wrapped_key)
+        .bind(micros(create.created_at))
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM subjects WHERE site_id = ? AND lookup = ?")
+            .bind(&create.site_id)
+            .bind(&lookup)
+            .fetch_one(&self.pool)
+            .await?;
+        subject_from_row(&row)
+    }
+
+    async fn subject(&self, id: &str) -> StoreResult<Option<Subject>> {
+        let row = sqlx::query("SELECT * FROM subjects WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(subject_from_row).transpose()
+    }
+
+    async fn subjects_by_lookup(&self, lookup: &str) -> StoreResult<Vec<Subject>> {
+        let rows = sqlx::query("SELECT * FROM subjects WHERE lookup = ? ORDER BY created_at").bind(lookup).fetch_all(&self.pool).await?;
+        rows.iter().map(subject_from_row).collect()
+    }
+
+    async fn append(&self, event: NewEvent) -> StoreResult<StoredEvent> {
+        let (reply, answer) = oneshot::channel();
+        self.writer.send(Job { event, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    async fn events(&self, filter: &EventFilter, limit: u32) -> StoreResult<Vec<StoredEvent>> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT * FROM consent_events WHERE 1 = 1");
+        push_filter(&mut query, filter);
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn grant_by_reference(&self, site_id: &str, reference: &Reference) -> StoreResult<Option<StoredEvent>> {
+        let row = sqlx::query("SELECT * FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'granted'")
+            .bind(site_id)
+            .bind(reference.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn event(&self, id: &EventId) -> StoreResult<Option<StoredEvent>> {
+        let row = sqlx::query("SELECT * FROM consent_events WHERE id = ?").bind(id.as_str()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+}
+
+/// Adds `filter`'s conditions (each `AND …`) to a query on `consent_events`.
+pub(crate) fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &EventFilter) {
+    if let Some(site) = &filter.site_id {
+        query.push(" AND site_id = ").push_bind(site.clone());
+    }
+    let subjects = filter.subjects.as_deref().filter(|s| !s.is_empty());
+    let references = filter.references.as_deref().filter(|r| !r.is_empty());
+    match (subjects, references) {
+        (None, None) if filter.subjects.is_some() || filter.references.is_some() => {
+            // Asked for a person nobody knows: nothing matches.
+            query.push(" AND 0 = 1");
+        }
+        (None, None) => {}
+        (subjects, references) => {
+            query.push(" AND (0 = 1");
+            if let Some(subjects) = subjects {
+                query.push(" OR subject_id IN (");
+                let mut list = query.separated(", ");
+                for s in subjects {
+                    list.push_bind(s.clone());
+                }
+                query.push(")");
+            }
+            if let Some(references) = references {
+                query.push(" OR reference IN (");
+                let mut list = query.separated(", ");
+                for r in references {
+                    list.push_bind(r.as_str().to_owned());
+                }
+                query.push(")");
+            }
+            query.push(")");
+        }
+    }
+    if let Some(purpose) = filter.purpose {
+        // Purposes are a sorted comma list; match a whole name.
+        query.push(" AND (',' || purposes || ',') LIKE ").push_bind(format!("%,{},%", purpose.as_str()));
+    }
+    if let Some(action) = filter.action {
+        query.push(" AND action = ").push_bind(action.as_str());
+    }
+    if let Some(from) = filter.from {
+        query.push(" AND recorded_at >= ").push_bind(micros(from));
+    }
+    if let Some(to) = filter.to {
+        query.push(" AND recorded_at < ").push_bind(micros(to));
+    }
+    if let Some(after) = &filter.after {
+        query.push(" AND id > ").push_bind(after.as_str().to_owned());
+    }
+}
+
+/// The single writer: takes one job, then whatever else is already queued (up to
+/// `MAX_BATCH`), writes them in one `BEGIN IMMEDIATE` transaction and answers each job only
+/// after `COMMIT` returned. A failed batch answers every job with the error; nothing of it
+/// is acknowledged.
+async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = write_batch(&mut conn, &batch).await;
+        match results {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, events = batch.len(), "group commit failed; no event of the batch was stored");
+                let message = err.to_string();
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Corrupt(format!("commit failed: {message}"))));
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch; per-job refusals (a reused reference) are in the inner results.
+async fn write_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<StoreResult<StoredEvent>>, sqlx::Error> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    match insert_batch(conn, batch).await {
+        Ok(results) => {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(results)
+        }
+        Err(err) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(err)
+        }
+    }
+}
+
+async fn insert_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<StoreResult<StoredEvent>>, sqlx::Error> {
+    let mut next_seq: HashMap<&str, u64> = HashMap::new();
+    let mut granted: HashSet<(&str, &str)> = HashSet::new();
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let event = &job.event;
+        if event.action == cornetta_shared::Action::Granted {
+            let key = (event.site_id.as_str(), event.reference.as_str());
+            let taken = granted.contains(&key)
+                || sqlx::query("SELECT 1 FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'granted'")
+                    .bind(&event.site_id)
+                    .bind(event.reference.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .is_some();
+            if taken {
+                results.push(Err(StoreError::Conflict(format!("reference {} is already used by another consent at this site", event.reference))));
+                continue;
+            }
+            granted.insert(key);
+        }
+        let seq = match next_seq.get(event.site_id.as_str()) {
+            Some(seq) => *seq,
+            None => {
+                let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM consent_events WHERE site_id = ?")
+                    .bind(&event.site_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                next as u64
+            }
+        };
+        next_seq.insert(event.site_id.as_str(), seq + 1);
+        if let Some(subject) = &event.new_subject {
+            sqlx::query("INSERT INTO subjects (id, site_id, lookup, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(&subject.id)
+                .bind(&subject.site_id)
+                .bind(&subject.lookup)
+                .bind(&subject.wrapped_key)
+                .bind(micros(subject.created_at))
+                .execute(&mut *conn)
+                .await?;
+        }
+        let leaf_hash = ledger::leaf_hash_of_new(event, seq);
+        let purposes = ledger::purposes_column(&event.purposes);
+        sqlx::query(
+            "INSERT INTO consent_events (id, site_id, seq, action, method, reference, subject_id, purposes, notice_id,
+                 notice_sha256, personal, details, actor, recorded_at, leaf_hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.id.as_str())
+        .bind(&event.site_id)
+        .bind(seq as i64)
+        .bind(event.action.as_str())
+        .bind(event.method.as_str())
+        .bind(event.reference.as_str())
+        .bind(&event.subject_id)
+        .bind(&purposes)
+        .bind(event.notice_id.as_ref().map(NoticeId::as_str))
+        .bind(&event.notice_sha256)
+        .bind(&event.personal)
+        .bind(&event.details)
+        .bind(&event.actor)
+        .bind(micros(event.recorded_at))
+        .bind(hex::encode(leaf_hash))
+        .execute(&mut *conn)
+        .await?;
+        let mut purposes_sorted = event.purposes.clone();
+        purposes_sorted.sort_unstable();
+        purposes_sorted.dedup();
+        results.push(Ok(StoredEvent {
+            id: event.id.clone(),
+            site_id: event.site_id.clone(),
+            seq,
+            action: event.action,
+            method: event.method,
+            reference: event.reference.clone(),
+            subject_id: event.subject_id.clone(),
+            purposes: purposes_sorted,
+            notice_id: event.notice_id.clone(),
+            notice_sha256: event.notice_sha256.clone(),
+            personal: event.personal.clone(),
+            details: event.details.clone(),
+            actor: event.actor.clone(),
+            recorded_at: event.recorded_at,
+            leaf_hash,
+        }));
+    }
+    Ok(results)
+}

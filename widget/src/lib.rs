@@ -1,0 +1,1 @@
+//! Cornetta's widget (work in progress: the Leptos app lands with the widget work).
