@@ -220,7 +220,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Builds the application state for `serve` (also used by tests that run in-process).
-pub async fn build_state(args: &ServeArgs) -> anyhow::Result<AppState> {
+/// `local` is the address the server is bound to (its real port when `--addr` said 0).
+pub async fn build_state(args: &ServeArgs, local: SocketAddr) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&args.store.data_dir)
         .with_context(|| format!("creating the data directory {}", args.store.data_dir.display()))?;
     let store = open_store(&args.store.database_url()).await?;
@@ -238,7 +239,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<AppState> {
             site.allowed_origins.join(", ")
         );
     }
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.addr)).trim_end_matches('/').to_owned();
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{local}")).trim_end_matches('/').to_owned();
     Ok(AppState {
         store,
         keys: Arc::new(keys),
@@ -251,13 +252,26 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<AppState> {
     })
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let state = build_state(&args).await?;
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
+    let local = listener.local_addr()?;
+    // The example shop listens first, so that the default site can allow its real origin
+    // (also when its port is 0, as in tests).
+    let demo_listener = match args.demo_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+            let origin = format!("http://{}", listener.local_addr()?);
+            if !args.default_origins.contains(&origin) {
+                args.default_origins.push(origin);
+            }
+            Some(listener)
+        }
+        None => None,
+    };
+    let state = build_state(&args, local).await?;
     if let Some(why) = state.assets.missing() {
         tracing::warn!("{why}");
     }
-    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
-    let local = listener.local_addr()?;
     let limits = state.limits.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -266,9 +280,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             limits.forget_quiet();
         }
     });
-    if let Some(demo_addr) = args.demo_addr {
+    if let Some(demo_listener) = demo_listener {
         let demo = crate::demo::router(&state, &args.demo_dir).await?;
-        let demo_listener = tokio::net::TcpListener::bind(demo_addr).await.with_context(|| format!("listening on {demo_addr}"))?;
         println!("Example shop page: http://{}/", demo_listener.local_addr()?);
         tokio::spawn(async move {
             if let Err(err) = axum::serve(demo_listener, demo).await {
