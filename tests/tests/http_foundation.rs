@@ -253,7 +253,7 @@ async fn the_auditor_api_needs_an_auditor_token() {
     assert_eq!(list_consents(&server, &auditor, "").await.0, 200);
     let listed = server.cli(&["token", "list"]);
     let listing = String::from_utf8_lossy(&listed.stdout);
-    let id = listing.lines().filter(|l| l.contains("auditor")).last().unwrap().split_whitespace().next().unwrap().to_owned();
+    let id = listing.lines().rfind(|l| l.contains("auditor")).unwrap().split_whitespace().next().unwrap().to_owned();
     assert!(server.cli(&["token", "revoke", &id]).status.success());
     assert_eq!(list_consents(&server, &auditor, "").await.0, 401);
 }
