@@ -1,0 +1,4 @@
+//! `cornetta-bench` subcommands, one module per area; figures come from here, never from
+//! timed assertions in tests.
+
+pub mod store;
