@@ -1,0 +1,4 @@
+//! Benchmarks behind `cornetta-bench` (one module per area). Figures come from here, never
+//! from timed assertions in tests.
+
+pub mod ledger;
