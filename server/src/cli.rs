@@ -9,11 +9,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use cornetta_shared::{Lang, PhoneNumber, Region, SiteKey};
 use secrecy::ExposeSecret;
+use sqlx::sqlite::SqliteSynchronous;
 
 use crate::assets::Assets;
 use crate::keys::Keyring;
 use crate::limits::{LimitSettings, RateLimits};
 use crate::state::{AppState, Settings};
+use crate::store::postgres::{PostgresSettings, PostgresStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore};
 use crate::store::{DatabaseUrl, DynStore, Role};
 
@@ -93,6 +95,10 @@ pub struct ServeArgs {
     /// Take the client address from X-Forwarded-For (only behind a proxy you control).
     #[arg(long, env = "CORNETTA_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// UNSAFE, for `cornetta-bench store` only: `off` makes SQLite skip fsync, so an
+    /// acknowledged consent can be lost on power failure. `full` (the default) is durable.
+    #[arg(long, env = "CORNETTA_SQLITE_SYNCHRONOUS", hide = true, default_value = "full", value_parser = parse_sqlite_synchronous)]
+    pub sqlite_synchronous: SqliteSynchronous,
     /// Consents and withdrawals per minute from one client address.
     #[arg(long, env = "CORNETTA_PUBLIC_WRITES_PER_MINUTE", default_value_t = LimitSettings::default().public_writes_per_minute)]
     pub public_writes_per_minute: u32,
@@ -213,16 +219,34 @@ impl StoreArgs {
     }
 }
 
+fn parse_sqlite_synchronous(input: &str) -> Result<SqliteSynchronous, String> {
+    match input {
+        "full" => Ok(SqliteSynchronous::Full),
+        "off" => Ok(SqliteSynchronous::Off),
+        other => Err(format!("{other:?}: expected full (durable) or off (unsafe, for benchmarks only)")),
+    }
+}
+
 /// Opens the store `--database-url` names.
 pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<DynStore> {
+    open_store_with(url, SqliteSettings::default()).await
+}
+
+/// Opens the store `--database-url` names, with SQLite settings (ignored for PostgreSQL).
+pub async fn open_store_with(url: &DatabaseUrl, sqlite: SqliteSettings) -> anyhow::Result<DynStore> {
     match url {
         DatabaseUrl::Sqlite(path) => {
-            let store = SqliteStore::open(path, SqliteSettings::default())
+            let store = SqliteStore::open(path, sqlite)
                 .await
                 .with_context(|| format!("opening the SQLite database {}", path.display()))?;
             Ok(Arc::new(store))
         }
-        DatabaseUrl::Postgres(_) => bail!("PostgreSQL is not yet supported by this build; use --database-url sqlite://FILE"),
+        DatabaseUrl::Postgres(url) => {
+            let store = PostgresStore::open(url, PostgresSettings::default())
+                .await
+                .context("connecting to PostgreSQL (is it running, and does the database in --database-url exist?)")?;
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -243,7 +267,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 pub async fn build_state(args: &ServeArgs, local: SocketAddr) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&args.store.data_dir)
         .with_context(|| format!("creating the data directory {}", args.store.data_dir.display()))?;
-    let store = open_store(&args.store.database_url()).await?;
+    if args.sqlite_synchronous != SqliteSynchronous::Full {
+        tracing::warn!("--sqlite-synchronous is not full: acknowledged consents can be lost on power failure (benchmarks only)");
+    }
+    let store = open_store_with(&args.store.database_url(), SqliteSettings { synchronous: args.sqlite_synchronous }).await?;
     let keys = args.store.keyring()?;
     let origins = args
         .default_origins

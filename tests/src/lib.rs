@@ -259,7 +259,7 @@ impl Drop for Server {
 
 /// An HTTP client for tests (no proxy, short timeouts).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("a reqwest client")
+    reqwest::Client::builder().no_proxy().user_agent("cornetta-tests").timeout(Duration::from_secs(30)).build().expect("a reqwest client")
 }
 
 /// Waits until `check` holds, polling every 25 ms, for at most `timeout`.

@@ -235,10 +235,10 @@ pub(crate) async fn filter_from_query(state: &AppState, bearer: &Bearer, q: &Lis
     if let Some(to) = q.to.as_deref() {
         filter.to = Some(parse_time("to", to)?);
     }
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
-        if from >= to {
-            return Err(ApiError::invalid("invalid_time", "from must be earlier than to"));
-        }
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from >= to
+    {
+        return Err(ApiError::invalid("invalid_time", "from must be earlier than to"));
     }
     if let Some(cursor) = q.cursor.as_deref() {
         filter.after = Some(EventId::parse(cursor).map_err(|_| ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?);

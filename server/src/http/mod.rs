@@ -150,10 +150,10 @@ impl Bearer {
         if !self.0.has_role(role) {
             return Err(ApiError::forbidden("wrong_role", format!("this needs a token with role {role} (this one is {})", self.0.role)));
         }
-        if let Some(site) = site {
-            if !self.0.reaches_site(&site.id) {
-                return Err(ApiError::forbidden("wrong_site", format!("this token is not valid for site {}", site.key)));
-            }
+        if let Some(site) = site
+            && !self.0.reaches_site(&site.id)
+        {
+            return Err(ApiError::forbidden("wrong_site", format!("this token is not valid for site {}", site.key)));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! them (the SQL schema refuses both with triggers). The only mutable rows are
 //! configuration (sites, tokens) and subject keys, which erasure destroys (GDPR Art. 17).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;

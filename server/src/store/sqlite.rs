@@ -657,6 +657,18 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
                     let _ = job.reply.send(result);
                 }
             }
+            Err(err) if is_constraint(&err) && batch.len() > 1 => {
+                // One bad event (say, of a site that does not exist) must not fail the
+                // others: write each alone, so that only the offender is refused.
+                tracing::warn!(error = %err, events = batch.len(), "a batch was refused; writing its events one by one");
+                for job in batch.drain(..) {
+                    let result = match write_batch(&mut conn, std::slice::from_ref(&job)).await {
+                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(StoreError::Corrupt("the writer lost an event".into()))),
+                        Err(err) => Err(StoreError::Corrupt(format!("commit failed: {err}"))),
+                    };
+                    let _ = job.reply.send(result);
+                }
+            }
             Err(err) => {
                 tracing::error!(error = %err, events = batch.len(), "group commit failed; no event of the batch was stored");
                 let message = err.to_string();
@@ -666,6 +678,11 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
             }
         }
     }
+}
+
+/// A refusal by the schema (a foreign key, a check, a trigger), as opposed to I/O trouble.
+fn is_constraint(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(_))
 }
 
 /// Writes a batch; per-job refusals (a reused reference) are in the inner results.
