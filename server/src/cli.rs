@@ -38,6 +38,15 @@ pub enum Command {
     /// Create, list and revoke bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Verify the consent ledger and sign checkpoints, offline against the database.
+    #[command(subcommand)]
+    Ledger(crate::ledger::cli::LedgerCommand),
+    /// Verify a consent receipt offline.
+    #[command(subcommand)]
+    Receipt(crate::ledger::cli::ReceiptCommand),
+    /// Erase a person's data (GDPR Art. 17).
+    #[command(subcommand)]
+    Subject(crate::ledger::cli::SubjectCommand),
 }
 
 /// Where data lives; shared by every command that opens the store.
@@ -96,6 +105,13 @@ pub struct ServeArgs {
     /// Links, QR codes and widget configurations per minute from one client address.
     #[arg(long, env = "CORNETTA_PUBLIC_READS_PER_MINUTE", default_value_t = LimitSettings::default().public_reads_per_minute)]
     pub public_reads_per_minute: u32,
+    /// Seconds between scheduled ledger checkpoints (each site whose log grew gets a signed
+    /// checkpoint); 0 turns the schedule off.
+    #[arg(long, env = "CORNETTA_CHECKPOINT_INTERVAL", default_value_t = 600)]
+    pub checkpoint_interval: u64,
+    /// The jurisdiction consent receipts name (e.g. EU, IT).
+    #[arg(long, env = "CORNETTA_JURISDICTION", default_value = "EU")]
+    pub jurisdiction: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -240,6 +256,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Qr(args) => qr(args),
         Command::Site(command) => site(command).await,
         Command::Token(command) => token(command).await,
+        Command::Ledger(command) => crate::ledger::cli::run(command).await,
+        Command::Receipt(command) => crate::ledger::cli::run_receipt(command),
+        Command::Subject(command) => crate::ledger::cli::run_subject(command).await,
     }
 }
 
@@ -270,12 +289,18 @@ pub async fn build_state(args: &ServeArgs, local: SocketAddr) -> anyhow::Result<
     Ok(AppState {
         store,
         keys: Arc::new(keys),
-        settings: Arc::new(Settings { default_region: args.region, public_url, trust_forwarded_for: args.trust_forwarded_for }),
+        settings: Arc::new(Settings {
+            default_region: args.region,
+            public_url,
+            trust_forwarded_for: args.trust_forwarded_for,
+            jurisdiction: args.jurisdiction.clone(),
+        }),
         assets: Arc::new(Assets::load(&args.widget_dir)),
         limits: Arc::new(RateLimits::new(LimitSettings {
             public_writes_per_minute: args.public_writes_per_minute,
             public_reads_per_minute: args.public_reads_per_minute,
         })),
+        ledger: Arc::new(crate::ledger::Ledger::new()),
     })
 }
 
@@ -307,6 +332,10 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             limits.forget_quiet();
         }
     });
+    if args.checkpoint_interval > 0 {
+        let interval = std::time::Duration::from_secs(args.checkpoint_interval);
+        tokio::spawn(crate::ledger::log::run_schedule(state.ledger.clone(), state.store.clone(), state.keys.clone(), interval));
+    }
     if let Some(demo_listener) = demo_listener {
         let demo = crate::demo::router(&state, &args.demo_dir).await?;
         println!("Example shop page: http://{}/", demo_listener.local_addr()?);
@@ -378,6 +407,17 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 async fn open(store: &StoreArgs) -> anyhow::Result<DynStore> {
     std::fs::create_dir_all(&store.data_dir).with_context(|| format!("creating the data directory {}", store.data_dir.display()))?;
     open_store(&store.database_url()).await
+}
+
+/// Opens the store of a database that must already exist (verification must not create one).
+pub async fn open_existing(store: &StoreArgs) -> anyhow::Result<DynStore> {
+    let url = store.database_url();
+    if let DatabaseUrl::Sqlite(path) = &url {
+        if !path.exists() {
+            bail!("there is no database at {}; pass --data-dir or --database-url sqlite://FILE", path.display());
+        }
+    }
+    open_store(&url).await
 }
 
 async fn find_site(store: &DynStore, key: &str) -> anyhow::Result<crate::store::Site> {

@@ -173,19 +173,19 @@ async fn withdraw(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    site: Option<String>,
-    phone: Option<String>,
-    region: Option<String>,
-    reference: Option<String>,
-    purpose: Option<String>,
-    action: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    cursor: Option<String>,
-    limit: Option<String>,
+    pub(crate) site: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) reference: Option<String>,
+    pub(crate) purpose: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
-fn parse_time(name: &str, value: &str) -> Result<jiff::Timestamp, ApiError> {
+pub(crate) fn parse_time(name: &str, value: &str) -> Result<jiff::Timestamp, ApiError> {
     value.parse::<jiff::Timestamp>().map_err(|_| {
         ApiError::invalid(
             "invalid_time",

@@ -2,8 +2,10 @@
 //! the extractors every route shares (JSON and query with our error shape, bearer tokens,
 //! the public site key + Origin check, the client address).
 
+mod audit;
 mod consents;
 mod health;
+mod ledger;
 mod link;
 mod sites;
 mod widget;
@@ -47,6 +49,9 @@ pub fn app(state: AppState) -> Router {
         .merge(widget::router())
         .merge(consents::router())
         .merge(sites::router())
+        .merge(ledger::router())
+        .merge(audit::router())
+        .merge(ledger::public_router())
         .merge(public)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -21,8 +21,10 @@ use sqlx::postgres::{
 use sqlx::{Connection, Decode, Encode, PgPool, Postgres, QueryBuilder, Row, Type};
 use tokio::sync::{mpsc, oneshot};
 
+use super::sqlite::{forward_batches, spawn_stream};
 use super::{
-    EventFilter, NewEvent, NewNotice, NewSite, NewToken, Notice, Site, StoreError, StoreResult, StoredEvent, Subject, TokenInfo,
+    EventFilter, ExportRow, NewEvent, NewNotice, NewSite, NewToken, Notice, PersonEvents, RawEvent, RowStream, Site, StoreError,
+    StoreResult, StoredCheckpoint, StoredEvent, Subject, TokenInfo,
 };
 use crate::ledger;
 
@@ -222,6 +224,30 @@ fn subject_from_row(row: &PgRow) -> StoreResult<Subject> {
         wrapped_key: row.try_get("wrapped_key")?,
         created_at: row.try_get::<PgTimestamp, _>("created_at")?.0,
         erased_at: row.try_get::<Option<PgTimestamp>, _>("erased_at")?.map(|t| t.0),
+    })
+}
+
+/// A stored row as verification reads it: the columns in the text form the leaf encodes
+/// (purposes joined by commas in stored order, the time in microseconds, the hash in hex).
+fn raw_from_row(row: &PgRow) -> StoreResult<RawEvent> {
+    let purposes: Vec<String> = row.try_get("purposes")?;
+    let leaf: Vec<u8> = row.try_get("leaf_hash")?;
+    Ok(RawEvent {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        seq: row.try_get("seq")?,
+        action: row.try_get("action")?,
+        method: row.try_get("method")?,
+        reference: row.try_get("reference")?,
+        subject_id: row.try_get("subject_id")?,
+        purposes: purposes.join(","),
+        notice_id: row.try_get("notice_id")?,
+        notice_sha256: row.try_get("notice_sha256")?,
+        personal: row.try_get("personal")?,
+        details: row.try_get("details")?,
+        actor: row.try_get("actor")?,
+        recorded_at: row.try_get::<PgTimestamp, _>("recorded_at")?.0.as_microsecond(),
+        leaf_hash: hex::encode(leaf),
     })
 }
 
@@ -459,6 +485,141 @@ impl super::Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn tree_size(&self, site_id: &str) -> StoreResult<u64> {
+        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM consent_events WHERE site_id = $1")
+            .bind(site_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(next as u64)
+    }
+
+    async fn leaf_hashes(&self, site_id: &str, from: u64, to: u64) -> StoreResult<Vec<[u8; 32]>> {
+        let rows = sqlx::query("SELECT seq, leaf_hash FROM consent_events WHERE site_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq")
+            .bind(site_id)
+            .bind(from as i64)
+            .bind(to as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let seq: i64 = row.try_get(0)?;
+            if seq != (from + i as u64) as i64 {
+                return Err(StoreError::Corrupt(format!("the log of site {site_id} has no event at seq {}; run `cornetta ledger verify`", from + i as u64)));
+            }
+            let leaf: Vec<u8> = row.try_get(1)?;
+            out.push(<[u8; 32]>::try_from(leaf.as_slice()).map_err(|_| corrupt("event leaf hash", hex::encode(&leaf)))?);
+        }
+        if out.len() as u64 != to - from {
+            return Err(StoreError::Corrupt(format!(
+                "the log of site {site_id} ends at seq {} before {to}; run `cornetta ledger verify`",
+                from + out.len() as u64
+            )));
+        }
+        Ok(out)
+    }
+
+    fn raw_events(&self, site_id: &str) -> RowStream<Vec<RawEvent>> {
+        let pool = self.pool.clone();
+        let site_id = site_id.to_owned();
+        spawn_stream(move |tx| async move {
+            let rows = sqlx::query(concat!("SELECT ", pg_event_columns!(), " FROM consent_events WHERE site_id = $1 ORDER BY seq, id"))
+                .bind(site_id)
+                .fetch(&pool);
+            forward_batches(rows, raw_from_row, tx).await;
+        })
+    }
+
+    async fn add_checkpoint(&self, c: StoredCheckpoint) -> StoreResult<()> {
+        sqlx::query("INSERT INTO ledger_checkpoints (id, site_id, tree_size, root_hash, signed_at, note) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&c.id)
+            .bind(&c.site_id)
+            .bind(c.tree_size as i64)
+            .bind(c.root_hash.to_vec())
+            .bind(ts(c.signed_at))
+            .bind(&c.note)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, site_id: &str, before: Option<&str>, limit: u32) -> StoreResult<Vec<StoredCheckpoint>> {
+        let rows = sqlx::query(
+            "SELECT id, site_id, tree_size, root_hash, signed_at, note FROM ledger_checkpoints
+             WHERE site_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(site_id)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let root: Vec<u8> = row.try_get("root_hash")?;
+                Ok(StoredCheckpoint {
+                    id: row.try_get("id")?,
+                    site_id: row.try_get("site_id")?,
+                    tree_size: row.try_get::<i64, _>("tree_size")? as u64,
+                    root_hash: <[u8; 32]>::try_from(root.as_slice()).map_err(|_| corrupt("checkpoint root", hex::encode(&root)))?,
+                    signed_at: row.try_get::<PgTimestamp, _>("signed_at")?.0,
+                    note: row.try_get("note")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn erase_subjects(&self, ids: &[String], at: Timestamp) -> StoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let mut erased = Vec::new();
+        for id in ids {
+            let done = sqlx::query("UPDATE subjects SET wrapped_key = NULL, lookup = NULL, erased_at = $1 WHERE id = $2 AND erased_at IS NULL")
+                .bind(ts(at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 1 {
+                erased.push(id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(erased)
+    }
+
+    async fn person_events(&self, site_id: &str, lookup: &str) -> StoreResult<PersonEvents> {
+        let mut conn = self.pool.acquire().await?;
+        let subjects: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM subjects WHERE site_id = $1 AND lookup = $2").bind(site_id).bind(lookup).fetch_all(&mut *conn).await?;
+        let Some(subject) = subjects.first() else { return Ok(PersonEvents::default()) };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            pg_event_columns!(),
+            " FROM consent_events WHERE site_id = $1 AND (subject_id = $2 OR reference IN
+                 (SELECT reference FROM consent_events WHERE subject_id = $2 AND action = 'confirmed'))
+             ORDER BY seq LIMIT $3"
+        ))
+        .bind(site_id)
+        .bind(subject)
+        .bind(i64::from(super::MAX_PERSON_EVENTS))
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(PersonEvents { subjects, events: rows.iter().map(event_from_row).collect::<StoreResult<_>>()? })
+    }
+
+    fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>> {
+        let pool = self.pool.clone();
+        spawn_stream(move |tx| async move {
+            let mut query = QueryBuilder::<Postgres>::new(concat!(
+                "SELECT ",
+                pg_event_columns!(),
+                ", (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id) AS subject_key FROM consent_events WHERE TRUE"
+            ));
+            push_filter(&mut query, &filter);
+            query.push(" ORDER BY id");
+            let rows = query.build().fetch(&pool);
+            let parse = |row: &PgRow| -> StoreResult<ExportRow> { Ok(ExportRow { event: event_from_row(row)?, wrapped_key: row.try_get("subject_key")? }) };
+            forward_batches(rows, parse, tx).await;
+        })
     }
 }
 
