@@ -39,7 +39,8 @@ struct Options {
     /// The Cornetta server's base URL, ending in `/`.
     api: String,
     site: Option<SiteKey>,
-    phone: Option<String>,
+    /// data-phone's digits, country code first (the loader checked the shape).
+    digits: Option<String>,
     business: Option<String>,
     text: Option<String>,
     greeting: Option<String>,
@@ -226,12 +227,12 @@ impl App {
 }
 
 fn options(opts: &JsValue) -> Result<Options, String> {
-    let site = text(opts, "site").map(|s| SiteKey::parse(&s)).transpose().map_err(|e| format!("data-site: {e}"))?;
+    let site = text(opts, "site").map(|s| SiteKey::parse(&s)).transpose().map_err(|_| "data-site is malformed")?;
     let ui = i18n::strings(&text(opts, "ui").unwrap_or_default());
     Ok(Options {
         api: text(opts, "api").ok_or("the loader gave no api URL")?,
         site,
-        phone: text(opts, "phone"),
+        digits: text(opts, "digits"),
         business: text(opts, "business"),
         text: text(opts, "text"),
         greeting: text(opts, "greeting"),
@@ -245,8 +246,9 @@ fn options(opts: &JsValue) -> Result<Options, String> {
 
 /// The static (no-account) site from the script tag's attributes.
 fn static_site(o: &Options) -> Result<Site, String> {
-    let phone = o.phone.as_deref().ok_or("the script tag needs data-site or data-phone")?;
-    let phone = PhoneNumber::from_international_lenient(phone).map_err(|e| format!("data-phone: {e}"))?;
+    // The loader checked data-phone and kept its digits, country code first.
+    let digits = o.digits.as_deref().ok_or("the script tag needs data-site or data-phone")?;
+    let phone = PhoneNumber::from_e164(&format!("+{digits}")).map_err(|_| "data-phone is not an international number")?;
     Ok(Site {
         key: None,
         business: o.business.clone().unwrap_or_default(),
@@ -266,7 +268,7 @@ fn static_site(o: &Options) -> Result<Site, String> {
 
 /// Reads `GET /v1/sites/{key}/widget` (`WidgetConfig`), parsing every field into its type.
 fn site_from_config(key: SiteKey, c: &JsValue, o: &Options) -> Result<Site, String> {
-    let phone = PhoneNumber::from_e164(&text(c, "phone").unwrap_or_default()).map_err(|e| e.to_string())?;
+    let phone = PhoneNumber::from_e164(&text(c, "phone").unwrap_or_default()).map_err(|_| "phone is not E.164")?;
     let n = get(c, "notice");
     let notice = if n.is_object() {
         let purposes = Array::from(&get(&n, "purposes"))
@@ -274,7 +276,7 @@ fn site_from_config(key: SiteKey, c: &JsValue, o: &Options) -> Result<Site, Stri
             .filter_map(|p| Some((text(&p, "purpose")?.parse::<Purpose>().ok()?, text(&p, "label")?)))
             .collect();
         Some(Notice {
-            id: NoticeId::parse(&text(&n, "id").unwrap_or_default()).map_err(|e| e.to_string())?,
+            id: NoticeId::parse(&text(&n, "id").unwrap_or_default()).map_err(|_| "notice.id is malformed")?,
             lang: text(&n, "lang").unwrap_or_default(),
             intro: text(&n, "intro").unwrap_or_default(),
             purposes,
@@ -343,7 +345,9 @@ fn status(now: &Availability, ui: &Strings) -> String {
 }
 
 fn initials(name: &str) -> String {
-    name.split_whitespace().filter_map(|w| w.chars().next()).take(2).flat_map(char::to_uppercase).collect()
+    // The browser's toUpperCase: Rust's would bring its Unicode case tables into the wasm.
+    let first: String = name.split(' ').filter_map(|w| w.chars().next()).take(2).collect();
+    js_sys::JsString::from(first).to_upper_case().into()
 }
 
 fn page() -> (String, String) {
@@ -404,7 +408,9 @@ pub fn start(root: ShadowRoot, mount: HtmlElement, launcher: HtmlElement, opts: 
     Ok(App { ctl })
 }
 
-/// The dialog.
+/// The dialog. Its parts are drawn once and shown or hidden (`hidden`), rather than
+/// swapped as different views: every distinct view type costs the wasm its own copy of
+/// Leptos's rendering code.
 #[component]
 fn Panel(
     /// The open state, the dialog's element and the way back to the launcher.
@@ -421,6 +427,7 @@ fn Panel(
         _ => None,
     };
     let business = move || ready().map(|s| s.business.clone()).unwrap_or_default();
+    let avatar = move || ready().and_then(|s| s.avatar_url.clone());
     view! {
         <div
             class="panel"
@@ -437,17 +444,15 @@ fn Panel(
         >
             <div class="head">
                 <span class="avatar" aria-hidden="true">
-                    {move || match ready().and_then(|s| s.avatar_url.clone()) {
-                        Some(src) => view! { <img src=src alt="" /> }.into_any(),
-                        None => initials(&business()).into_any(),
-                    }}
+                    <img alt="" hidden=move || avatar().is_none() src=move || avatar().unwrap_or_default() />
+                    {move || if avatar().is_some() { String::new() } else { initials(&business()) }}
                 </span>
                 <div class="who">
                     <h2 id="cornetta-title" data-testid="cornetta-business">
                         {move || { let b = business(); if b.is_empty() { "WhatsApp".to_owned() } else { b } }}
                     </h2>
                     <p class="status" data-testid="cornetta-status">
-                        {move || ready().filter(|s| s.key.is_some()).map(|s| status(&s.now, ui))}
+                        {move || ready().filter(|s| s.key.is_some()).map(|s| status(&s.now, ui)).unwrap_or_default()}
                     </p>
                 </div>
                 <button type="button" class="close" aria-label=ui.close data-testid="cornetta-close"
@@ -456,17 +461,18 @@ fn Panel(
                 </button>
             </div>
             <div class="body">
-                {move || match load.get() {
-                    Load::Loading => view! { <p class="note">{ui.loading}</p> }.into_any(),
-                    Load::Failed => view! { <p class="note error" role="alert" data-testid="cornetta-unavailable">{ui.unavailable}</p> }.into_any(),
-                    Load::Ready(site) => view! { <Chat site=site ctl=ctl o=o.clone() /> }.into_any(),
-                }}
+                <p class="note" hidden=move || !matches!(load.get(), Load::Loading)>{ui.loading}</p>
+                <p class="note error" role="alert" data-testid="cornetta-unavailable" hidden=move || !matches!(load.get(), Load::Failed)>
+                    {ui.unavailable}
+                </p>
+                {move || ready().map(|site| view! { <Chat site=site ctl=ctl o=o.clone() /> })}
             </div>
         </div>
     }
 }
 
-/// Greeting, consent boxes, Start chat, receipt, withdraw, and on desktop the QR code.
+/// Greeting, agents, consent boxes, Start chat, receipt, withdraw, and on desktop the QR
+/// code of the chat link.
 #[component]
 fn Chat(
     /// The loaded site.
@@ -478,15 +484,13 @@ fn Chat(
     let ui = o.ui;
     let ticked = RwSignal::new(Vec::<Purpose>::new());
     let consent = RwSignal::new(Consent::None);
-    let chat_link = RwSignal::new(None::<String>);
-    let qr_svg = RwSignal::new(None::<String>);
+    let chat_link = RwSignal::new(None::<(String, String)>);
     let records = site.key.is_some() && site.notice.as_ref().is_some_and(|n| !n.purposes.is_empty());
     let required = records && !site.consent_optional;
     // The first agent who is online now answers, unless the visitor picks another.
     let chosen = RwSignal::new(site.agents.iter().position(|a| a.now.online).unwrap_or(0));
-    let can_start = move || {
-        !required || !ticked.with(Vec::is_empty) || matches!(consent.get(), Consent::Recorded { .. } | Consent::Sending(_))
-    };
+    let agreed = move || matches!(consent.get(), Consent::Recorded { .. } | Consent::Sending(_));
+    let can_start = move || !required || !ticked.with(Vec::is_empty) || agreed();
     let greeting = site.greeting.clone().unwrap_or_else(|| ui.greeting.to_owned());
 
     let start_site = site.clone();
@@ -532,9 +536,7 @@ fn Chat(
                 match net::answer(pending).await {
                     Ok(a) if a.status == 201 => {
                         let at = local_time(&net::text(&a.body, "recorded_at").unwrap_or_default(), lang);
-                        let detail = Object::new();
-                        set(&detail, "reference", &reference.to_string().into());
-                        ctl.with_value(|c| c.emit("consent", &detail));
+                        ctl.with_value(|c| c.emit("consent", &detail(Some(&reference), None)));
                         consent.set(Consent::Recorded { reference, at });
                     }
                     Ok(a) => consent.set(Consent::Failed(a.error_message())),
@@ -545,21 +547,11 @@ fn Chat(
         if let Some(window) = web_sys::window() {
             let _ = window.open_with_url_and_target_and_features(link.url(), "_blank", "noopener");
         }
-        let detail = Object::new();
-        if let Some(r) = &reference {
-            set(&detail, "reference", &r.to_string().into());
-        }
-        if let Some(a) = agent {
-            set(&detail, "agent", &a.name.as_str().into());
-        }
-        ctl.with_value(|c| c.emit("chat", &detail));
+        ctl.with_value(|c| c.emit("chat", &detail(reference.as_ref(), agent.map(|a| a.name.as_str()))));
         if !o.mobile && o.qr {
-            // The same link as a QR code, to scan with the phone (desktop only).
-            chat_link.set(Some(link.url().to_owned()));
-            let url = format!("{}v1/qr?format=svg&margin=2&phone={}&text={}", o.api, encode_text(phone.as_str()), encode_text(&text));
-            spawn_local(async move {
-                qr_svg.set(net::text_of(&url).await.filter(|s| s.starts_with("<svg")));
-            });
+            // The same link as a QR code (the server's SVG), to scan with the phone.
+            let qr = format!("{}v1/qr?format=svg&margin=2&phone={}&text={}", o.api, encode_text(phone.as_str()), encode_text(&text));
+            chat_link.set(Some((link.url().to_owned(), qr)));
         }
     };
 
@@ -575,11 +567,8 @@ fn Chat(
                 Ok(a) if a.status == 200 => {
                     ticked.set(Vec::new());
                     chat_link.set(None);
-                    qr_svg.set(None);
                     consent.set(Consent::Withdrawn);
-                    let detail = Object::new();
-                    set(&detail, "reference", &reference.to_string().into());
-                    ctl.with_value(|c| c.emit("withdraw", &detail));
+                    ctl.with_value(|c| c.emit("withdraw", &detail(Some(&reference), None)));
                 }
                 Ok(a) => consent.set(Consent::Failed(a.error_message())),
                 Err(e) => consent.set(Consent::Failed(e)),
@@ -588,11 +577,8 @@ fn Chat(
     };
 
     let notice = site.notice.clone().filter(|_| records);
-    let site_privacy = site.privacy_url.clone();
+    let privacy = notice.as_ref().and_then(|n| n.privacy_url.clone()).or_else(|| site.privacy_url.clone());
     let boxes = notice.map(|n| {
-        let privacy = n.privacy_url.clone().or(site_privacy).map(|href| view! {
-            <a class="privacy" href=href target="_blank" rel="noopener" data-testid="cornetta-privacy">{ui.privacy}</a>
-        });
         let items = n
             .purposes
             .iter()
@@ -620,11 +606,11 @@ fn Chat(
             })
             .collect_view();
         view! {
-            <fieldset class="consent" lang=n.lang.clone() data-testid="cornetta-consent"
-                hidden=move || matches!(consent.get(), Consent::Recorded { .. } | Consent::Sending(_))>
+            <fieldset class="consent" lang=n.lang.clone() data-testid="cornetta-consent" hidden=agreed>
                 <legend>{n.intro.clone()}</legend>
                 {items}
-                {privacy}
+                <a class="privacy" href=privacy.clone().unwrap_or_default() target="_blank" rel="noopener"
+                    data-testid="cornetta-privacy" hidden=privacy.is_none()>{ui.privacy}</a>
             </fieldset>
         }
     });
@@ -635,14 +621,14 @@ fn Chat(
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let detail = [a.role.clone(), Some(status(&a.now, ui))].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+                let about = [a.role.clone(), Some(status(&a.now, ui))].into_iter().flatten().collect::<Vec<_>>().join(" · ");
                 view! {
                     <li>
                         <button type="button" class="agent" data-testid=format!("cornetta-agent-{i}")
                             aria-pressed=move || if chosen.get() == i { "true" } else { "false" }
                             on:click=move |_| chosen.set(i)>
                             <span class=if a.now.online { "dot on" } else { "dot" } aria-hidden="true"></span>
-                            <span>{a.name.clone()}<small>{detail}</small></span>
+                            <span>{a.name.clone()}<small>{about}</small></span>
                         </button>
                     </li>
                 }
@@ -650,44 +636,53 @@ fn Chat(
             .collect_view();
         view! { <ul class="agents" aria-label=ui.agents data-testid="cornetta-agents">{items}</ul> }
     });
-    if site.closed {
-        return view! {
-            <p class="greeting" data-testid="cornetta-greeting">{greeting}</p>
-            <p class="note" data-testid="cornetta-closed">{status(&site.now, ui)}</p>
-        }
-        .into_any();
-    }
+    let closed = site.closed;
+    let receipt = move || match consent.get() {
+        Consent::Recorded { reference, at } => Some((ui.agreed.replace("{date}", &at), reference.to_string())),
+        _ => None,
+    };
+    let failure = move || match consent.get() {
+        Consent::Failed(reason) => Some(ui.not_recorded.replace("{reason}", &reason)),
+        _ => None,
+    };
 
     view! {
         <p class="greeting" data-testid="cornetta-greeting">{greeting}</p>
-        {agents}
-        {boxes}
-        <p class="hint" id="cornetta-hint" hidden=move || !required || can_start()>{ui.hint}</p>
-        <button type="button" class="start" data-testid="cornetta-start" disabled=move || !can_start()
-            aria-describedby="cornetta-hint" on:click=start>
-            {ui.start}
-        </button>
-        {move || match consent.get() {
-            Consent::Recorded { reference, at } => view! {
-                <div class="receipt" role="status" data-testid="cornetta-agreed">
-                    <p>{ui.agreed.replace("{date}", &at)}</p>
-                    <p class="ref">{ui.reference}": "<strong data-testid="cornetta-reference">{reference.to_string()}</strong></p>
-                    <button type="button" class="link" data-testid="cornetta-withdraw" on:click=withdraw.clone()>{ui.withdraw}</button>
-                </div>
-            }.into_any(),
-            Consent::Withdrawn => view! { <p class="receipt" role="status" data-testid="cornetta-withdrawn">{ui.withdrawn}</p> }.into_any(),
-            Consent::Failed(reason) => view! {
-                <p class="note error" role="alert" data-testid="cornetta-error">{ui.not_recorded.replace("{reason}", &reason)}</p>
-            }.into_any(),
-            Consent::Sending(_) | Consent::None => ().into_any(),
-        }}
-        {move || chat_link.get().map(|href| view! {
-            <div class="qr" data-testid="cornetta-qr">
-                <div class="code" role="img" aria-label=ui.scan inner_html=move || qr_svg.get().unwrap_or_default()></div>
-                <p>{ui.scan}</p>
-                <a href=href target="_blank" rel="noopener" data-testid="cornetta-open-web">{ui.open_web}</a>
-            </div>
-        })}
+        <p class="note" data-testid="cornetta-closed" hidden=!closed>{status(&site.now, ui)}</p>
+        <div class="chat" hidden=closed>
+            {agents}
+            {boxes}
+            <p class="hint" id="cornetta-hint" hidden=move || !required || can_start()>{ui.hint}</p>
+            <button type="button" class="start" data-testid="cornetta-start" disabled=move || !can_start()
+                aria-describedby="cornetta-hint" on:click=start>
+                {ui.start}
+            </button>
+        </div>
+        <div class="receipt" role="status" data-testid="cornetta-agreed" hidden=move || receipt().is_none()>
+            <p>{move || receipt().map(|r| r.0).unwrap_or_default()}</p>
+            <p class="ref">{ui.reference}": "<strong data-testid="cornetta-reference">{move || receipt().map(|r| r.1).unwrap_or_default()}</strong></p>
+            <button type="button" class="link" data-testid="cornetta-withdraw" on:click=withdraw>{ui.withdraw}</button>
+        </div>
+        <p class="receipt" role="status" data-testid="cornetta-withdrawn" hidden=move || consent.get() != Consent::Withdrawn>{ui.withdrawn}</p>
+        <p class="note error" role="alert" data-testid="cornetta-error" hidden=move || failure().is_none()>
+            {move || failure().unwrap_or_default()}
+        </p>
+        <div class="qr" data-testid="cornetta-qr" hidden=move || chat_link.with(Option::is_none)>
+            <img class="code" width="168" height="168" alt=ui.scan src=move || chat_link.get().map(|l| l.1).unwrap_or_default() />
+            <p>{ui.scan}</p>
+            <a href=move || chat_link.get().map(|l| l.0).unwrap_or_default() target="_blank" rel="noopener" data-testid="cornetta-open-web">{ui.open_web}</a>
+        </div>
     }
-    .into_any()
+}
+
+/// An analytics event's detail: `{reference, agent}` when known.
+fn detail(reference: Option<&Reference>, agent: Option<&str>) -> JsValue {
+    let detail = Object::new();
+    if let Some(r) = reference {
+        set(&detail, "reference", &r.to_string().into());
+    }
+    if let Some(a) = agent {
+        set(&detail, "agent", &a.into());
+    }
+    detail.into()
 }

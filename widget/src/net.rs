@@ -72,14 +72,3 @@ pub(crate) async fn answer(request: Promise) -> Result<Answer, String> {
 pub(crate) fn describe(e: &JsValue) -> String {
     text(e, "message").or_else(|| e.as_string()).unwrap_or_else(|| "unknown error".into())
 }
-
-/// Waits for a JS promise (used for the QR code's text).
-pub(crate) async fn text_of(url: &str) -> Option<String> {
-    let window = web_sys::window()?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.ok()?.unchecked_into();
-    if !response.ok() {
-        return None;
-    }
-    let promise: Promise = response.text().ok()?;
-    JsFuture::from(promise).await.ok()?.as_string()
-}
