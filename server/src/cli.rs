@@ -177,6 +177,20 @@ pub enum SiteCommand {
         #[arg(long = "remove-origin")]
         remove_origins: Vec<String>,
     },
+    /// Show or replace a site's widget settings (agents, hours, greeting, message…); the
+    /// JSON shape is documented in widget/README.md.
+    Widget {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The site's public key.
+        key: String,
+        /// Replace the settings with this JSON file (without it, print the current ones).
+        #[arg(long)]
+        set_file: Option<PathBuf>,
+        /// Region for national numbers in the file.
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -466,6 +480,21 @@ async fn site(command: SiteCommand) -> anyhow::Result<()> {
             }
             db.update_site_origins(&site.id, origins.clone()).await?;
             println!("{}  origins={}", site.key, origins.join(","));
+        }
+        SiteCommand::Widget { store, key, set_file, region } => {
+            let db = open(&store).await?;
+            let site = find_site(&db, &key).await?;
+            let Some(path) = set_file else {
+                println!("{}", serde_json::to_string_pretty(&crate::widget_settings::stored(&site))?);
+                return Ok(());
+            };
+            let region = region.as_deref().map(Region::parse).transpose().map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let settings: cornetta_shared::widget::WidgetSettings =
+                serde_json::from_str(&text).with_context(|| format!("{} is not valid widget settings JSON (see widget/README.md)", path.display()))?;
+            let settings = crate::widget_settings::check(settings, region).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            db.update_site_widget(&site.id, serde_json::to_value(&settings)?).await?;
+            eprintln!("Updated the widget settings of {}; pages pick them up when a visitor next opens the chat.", site.key);
         }
     }
     Ok(())

@@ -23,5 +23,6 @@ pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod widget_settings;
 
 pub use http::app;

@@ -79,7 +79,11 @@ pub async fn ensure_default(store: &DynStore, origins: Vec<String>) -> StoreResu
         return Ok(None);
     }
     let phone = PhoneNumber::from_e164(DEMO_PHONE).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let (site, _) = create(store, DEMO_BUSINESS, vec![phone], origins, Lang::EN).await?;
+    let (mut site, _) = create(store, DEMO_BUSINESS, vec![phone], origins, Lang::EN).await?;
+    // Two agents and business hours, so that the example shop shows the whole panel.
+    let widget = serde_json::to_value(crate::widget_settings::demo()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    store.update_site_widget(&site.id, widget.clone()).await?;
+    site.widget = widget;
     Ok(Some(site))
 }
 

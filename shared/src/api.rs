@@ -112,12 +112,30 @@ pub struct WidgetConfig {
     pub business: String,
     /// The number chats go to, E.164.
     pub phone: String,
-    /// The prefilled message template (`{title}`, `{url}`, `{ref}`).
+    /// The prefilled message template (`{title}`, `{url}`, `{ref}`, `{agent}`).
     #[serde(default)]
     pub text: Option<String>,
     /// The notice in the visitor's language (or the site's default language).
     #[serde(default)]
     pub notice: Option<NoticeView>,
+    /// The site's greeting in the visitor's language; the widget's own when absent.
+    #[serde(default)]
+    pub greeting: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    /// The privacy policy (the notice's own `privacy_url` wins).
+    #[serde(default)]
+    pub privacy_url: Option<String>,
+    /// Who answers; empty means the site's number.
+    #[serde(default)]
+    pub agents: Vec<crate::widget::Agent>,
+    /// The site's business hours; always open when absent.
+    #[serde(default)]
+    pub hours: Option<crate::widget::Hours>,
+    #[serde(default)]
+    pub outside_hours: crate::widget::OutsideHours,
+    #[serde(default)]
+    pub consent: crate::widget::ConsentMode,
 }
 
 /// One consent event as auditors see it.

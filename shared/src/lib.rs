@@ -7,6 +7,7 @@ pub mod api;
 pub mod consent;
 pub mod link;
 pub mod phone;
+pub mod widget;
 
 pub use consent::{Action, EventId, Lang, Method, NoticeId, Purpose, Reference, SiteKey};
 pub use link::WaLink;

@@ -5,6 +5,8 @@
 //! environment, a PostgreSQL URL or the example shop. Logs go to a file in the data
 //! directory and are printed only when `CORNETTA_TEST_LOG=1`.
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

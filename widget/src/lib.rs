@@ -1,1 +1,688 @@
-//! Cornetta's widget (work in progress: the Leptos app lands with the widget work).
+//! Cornetta's widget: the chat panel, a Leptos CSR app the loader (`widget/loader.js`) starts
+//! on intent inside the Shadow DOM where it already drew the launcher.
+//!
+//! The loader owns the launcher button (it must be there before any wasm arrives); this app
+//! owns the dialog: business, greeting, one unticked box per purpose with the server's notice
+//! text (GDPR Art. 7(2), EDPB 05/2020 ¶42: granular, never pre-ticked), Start chat, the
+//! "you agreed on …" receipt and a one-click withdraw (Art. 7(3): as easy as giving it).
+
+mod hours;
+mod i18n;
+mod net;
+
+use std::sync::Arc;
+
+use cornetta_shared::consent::REFERENCE_LEN;
+use cornetta_shared::link::encode_text;
+use cornetta_shared::widget::{MessageVars, fill_message};
+use cornetta_shared::{NoticeId, PhoneNumber, Purpose, Reference, SiteKey, WaLink};
+use js_sys::{Array, Object};
+use leptos::html::Div;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::prelude::*;
+use web_sys::{HtmlElement, KeyboardEvent, ShadowRoot};
+
+use crate::hours::Availability;
+use crate::i18n::Strings;
+use crate::net::{get, set, text};
+
+/// The panel's stylesheet, adopted into the shadow root (never an inline `<style>`: a
+/// strict `style-src` would block it).
+const CSS: &str = include_str!("panel.css");
+/// What Tab cycles through inside the open dialog.
+const FOCUSABLE: &str = "button:not([disabled]),input:not([disabled]),a[href]";
+
+/// The options the loader read from the script tag (already checked there).
+#[derive(Debug)]
+struct Options {
+    /// The Cornetta server's base URL, ending in `/`.
+    api: String,
+    site: Option<SiteKey>,
+    /// data-phone's digits, country code first (the loader checked the shape).
+    digits: Option<String>,
+    business: Option<String>,
+    text: Option<String>,
+    greeting: Option<String>,
+    /// `data-consent="optional"`: the chat may start with no box ticked.
+    consent_optional: bool,
+    ui: &'static Strings,
+    /// The visitor's languages, best first, for the notice.
+    langs: String,
+    mobile: bool,
+    qr: bool,
+}
+
+/// A published notice as the panel shows it.
+#[derive(Debug, Clone)]
+struct Notice {
+    id: NoticeId,
+    lang: String,
+    intro: String,
+    purposes: Vec<(Purpose, String)>,
+    privacy_url: Option<String>,
+}
+
+/// What the panel draws once the site is known.
+#[derive(Debug, Clone)]
+struct Site {
+    /// `None` in click-to-chat mode (no account): nothing is recorded then.
+    key: Option<SiteKey>,
+    business: String,
+    phone: PhoneNumber,
+    text: Option<String>,
+    greeting: Option<String>,
+    notice: Option<Notice>,
+    avatar_url: Option<String>,
+    privacy_url: Option<String>,
+    /// Who answers (online ones only when outside hours means "hide").
+    agents: Vec<AgentInfo>,
+    /// The business as a whole: online when anyone (or its own hours) is.
+    now: Availability,
+    /// Where chats go outside hours, when that is another number.
+    redirect: Option<PhoneNumber>,
+    /// Outside hours with "hide" and nobody online: no chat is offered.
+    closed: bool,
+    consent_optional: bool,
+}
+
+#[derive(Debug, Clone)]
+struct AgentInfo {
+    name: String,
+    role: Option<String>,
+    phone: PhoneNumber,
+    now: Availability,
+}
+
+impl Site {
+    /// The number a chat with `agent` goes to now.
+    fn phone_for(&self, agent: Option<&AgentInfo>) -> PhoneNumber {
+        let (phone, online) = match agent {
+            Some(a) => (&a.phone, a.now.online),
+            None => (&self.phone, self.now.online),
+        };
+        match (&self.redirect, online) {
+            (Some(other), false) => other.clone(),
+            _ => phone.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Load {
+    Loading,
+    Ready(Arc<Site>),
+    Failed,
+}
+
+/// Where the visitor's consent stands in this page view.
+#[derive(Debug, Clone, PartialEq)]
+enum Consent {
+    None,
+    /// Sent; the chat is already open.
+    Sending(Reference),
+    /// The server's 201: the time is already formatted for the visitor.
+    Recorded { reference: Reference, at: String },
+    Failed(String),
+    Withdrawn,
+}
+
+/// The app's controls, shared by the exported handle and the view's event handlers.
+#[derive(Debug)]
+struct Ctl {
+    root: ShadowRoot,
+    launcher: HtmlElement,
+    dialog: NodeRef<Div>,
+    open: RwSignal<bool>,
+    emit: js_sys::Function,
+}
+
+impl Ctl {
+    fn emit(&self, name: &str, detail: &JsValue) {
+        let _ = self.emit.call2(&JsValue::NULL, &name.into(), detail);
+    }
+
+    fn set_open(&self, open: bool, focus: bool) {
+        if self.open.get_untracked() == open {
+            return;
+        }
+        self.open.set(open);
+        let _ = self.launcher.set_attribute("aria-expanded", if open { "true" } else { "false" });
+        self.emit(if open { "open" } else { "close" }, &JsValue::UNDEFINED);
+        if open && focus {
+            // After the render that un-hides the dialog: focus moves into it (WCAG 2.4.3).
+            let dialog = self.dialog;
+            request_animation_frame(move || {
+                if let Some(d) = dialog.get_untracked() {
+                    let _ = d.focus();
+                }
+            });
+        } else if !open {
+            // Back to the launcher, so keyboard users continue where they were.
+            let _ = self.launcher.focus();
+        }
+    }
+
+    /// Escape closes; Tab and Shift+Tab stay inside while open.
+    fn keydown(&self, ev: &KeyboardEvent) {
+        match ev.key().as_str() {
+            "Escape" => {
+                ev.prevent_default();
+                self.set_open(false, true);
+            }
+            "Tab" => {
+                let Some(dialog) = self.dialog.get_untracked() else { return };
+                let Ok(list) = dialog.query_selector_all(FOCUSABLE) else { return };
+                let (Some(first), Some(last)) = (list.item(0), list.item(list.length().saturating_sub(1))) else { return };
+                let active: Option<web_sys::Node> = self.root.active_element().map(Into::into);
+                let dialog_node: &web_sys::Node = &dialog;
+                let target = if ev.shift_key() && (active.as_ref() == Some(&first) || active.as_ref() == Some(dialog_node)) {
+                    Some(last)
+                } else if !ev.shift_key() && active.as_ref() == Some(&last) {
+                    Some(first)
+                } else {
+                    None
+                };
+                if let Some(t) = target.and_then(|t| t.dyn_into::<HtmlElement>().ok()) {
+                    ev.prevent_default();
+                    let _ = t.focus();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The controls as the view holds them: a `Copy` handle (the DOM handles inside are not
+/// `Send`, and reactive closures must be).
+type CtlRef = StoredValue<Ctl, LocalStorage>;
+
+/// The handle the loader keeps: the launcher's clicks and the page's triggers call it.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct App {
+    ctl: CtlRef,
+}
+
+#[wasm_bindgen]
+impl App {
+    /// Opens the panel and moves focus into it (launcher, `#chat`, `data-cornetta-open`).
+    pub fn open(&self) {
+        self.ctl.with_value(|c| c.set_open(true, true));
+    }
+
+    /// Opens the panel without taking focus (timed, scroll and exit-intent triggers: the
+    /// visitor did not ask, so their focus stays where it is).
+    pub fn show(&self) {
+        self.ctl.with_value(|c| c.set_open(true, false));
+    }
+
+    pub fn close(&self) {
+        self.ctl.with_value(|c| c.set_open(false, true));
+    }
+
+    pub fn toggle(&self) {
+        self.ctl.with_value(|c| c.set_open(!c.open.get_untracked(), true));
+    }
+}
+
+fn options(opts: &JsValue) -> Result<Options, String> {
+    let site = text(opts, "site").map(|s| SiteKey::parse(&s)).transpose().map_err(|_| "data-site is malformed")?;
+    let ui = i18n::strings(&text(opts, "ui").unwrap_or_default());
+    Ok(Options {
+        api: text(opts, "api").ok_or("the loader gave no api URL")?,
+        site,
+        digits: text(opts, "digits"),
+        business: text(opts, "business"),
+        text: text(opts, "text"),
+        greeting: text(opts, "greeting"),
+        consent_optional: text(opts, "consent").as_deref() == Some("optional"),
+        ui,
+        langs: text(opts, "langs").unwrap_or_else(|| ui.lang.to_owned()),
+        mobile: get(opts, "mobile").is_truthy(),
+        qr: get(opts, "qr").is_truthy(),
+    })
+}
+
+/// The static (no-account) site from the script tag's attributes.
+fn static_site(o: &Options) -> Result<Site, String> {
+    // The loader checked data-phone and kept its digits, country code first.
+    let digits = o.digits.as_deref().ok_or("the script tag needs data-site or data-phone")?;
+    let phone = PhoneNumber::from_e164(&format!("+{digits}")).map_err(|_| "data-phone is not an international number")?;
+    Ok(Site {
+        key: None,
+        business: o.business.clone().unwrap_or_default(),
+        phone,
+        text: o.text.clone(),
+        greeting: o.greeting.clone(),
+        notice: None,
+        avatar_url: None,
+        privacy_url: None,
+        agents: Vec::new(),
+        now: Availability { online: true, next: None },
+        redirect: None,
+        closed: false,
+        consent_optional: o.consent_optional,
+    })
+}
+
+/// Reads `GET /v1/sites/{key}/widget` (`WidgetConfig`), parsing every field into its type.
+fn site_from_config(key: SiteKey, c: &JsValue, o: &Options) -> Result<Site, String> {
+    let phone = PhoneNumber::from_e164(&text(c, "phone").unwrap_or_default()).map_err(|_| "phone is not E.164")?;
+    let n = get(c, "notice");
+    let notice = if n.is_object() {
+        let purposes = Array::from(&get(&n, "purposes"))
+            .iter()
+            .filter_map(|p| Some((text(&p, "purpose")?.parse::<Purpose>().ok()?, text(&p, "label")?)))
+            .collect();
+        Some(Notice {
+            id: NoticeId::parse(&text(&n, "id").unwrap_or_default()).map_err(|_| "notice.id is malformed")?,
+            lang: text(&n, "lang").unwrap_or_default(),
+            intro: text(&n, "intro").unwrap_or_default(),
+            purposes,
+            privacy_url: text(&n, "privacy_url").filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+        })
+    } else {
+        None
+    };
+    let lang = o.ui.lang;
+    let site_hours = hours::parse(&get(c, "hours"));
+    let outside = get(c, "outside_hours");
+    let mode = text(&outside, "mode").unwrap_or_default();
+    let hide = mode == "hide";
+    let redirect = if mode == "redirect" { text(&outside, "phone").and_then(|p| PhoneNumber::from_e164(&p).ok()) } else { None };
+    let all: Vec<AgentInfo> = Array::from(&get(c, "agents"))
+        .iter()
+        .filter_map(|a| {
+            let own = hours::parse(&get(&a, "hours"));
+            Some(AgentInfo {
+                name: text(&a, "name")?,
+                role: text(&a, "role"),
+                phone: PhoneNumber::from_e164(&text(&a, "phone")?).ok()?,
+                now: hours::availability(own.as_ref().or(site_hours.as_ref()), lang),
+            })
+        })
+        .collect();
+    let had_agents = !all.is_empty();
+    let agents: Vec<AgentInfo> = all.iter().filter(|a| !hide || a.now.online).cloned().collect();
+    let now = match (&site_hours, had_agents) {
+        (Some(h), _) => hours::availability(Some(h), lang),
+        (None, true) => Availability { online: all.iter().any(|a| a.now.online), next: all.iter().find_map(|a| a.now.next.clone()) },
+        (None, false) => Availability { online: true, next: None },
+    };
+    Ok(Site {
+        key: Some(key),
+        business: text(c, "business").unwrap_or_default(),
+        phone,
+        text: o.text.clone().or_else(|| text(c, "text")),
+        greeting: o.greeting.clone().or_else(|| text(c, "greeting")),
+        notice,
+        avatar_url: text(c, "avatar_url").filter(|u| u.starts_with("https://")),
+        privacy_url: text(c, "privacy_url"),
+        closed: hide && ((had_agents && agents.is_empty()) || (!had_agents && !now.online)),
+        agents,
+        now,
+        redirect,
+        consent_optional: o.consent_optional || text(c, "consent").as_deref() == Some("optional"),
+    })
+}
+
+/// A fresh reference from the browser's CSPRNG, known before the click ends so the chat can
+/// open inside it.
+fn random_reference() -> Option<Reference> {
+    let mut bytes = [0u8; REFERENCE_LEN];
+    web_sys::window()?.crypto().ok()?.get_random_values_with_u8_array(&mut bytes).ok()?;
+    Some(Reference::from_random(bytes))
+}
+
+/// "Online", "We reply from 9:00", or "Offline".
+fn status(now: &Availability, ui: &Strings) -> String {
+    match (now.online, &now.next) {
+        (true, _) => ui.online.to_owned(),
+        (false, Some(next)) => ui.replies_from.replace("{time}", next),
+        (false, None) => ui.offline.to_owned(),
+    }
+}
+
+fn initials(name: &str) -> String {
+    // The browser's toUpperCase: Rust's would bring its Unicode case tables into the wasm.
+    let first: String = name.split(' ').filter_map(|w| w.chars().next()).take(2).collect();
+    js_sys::JsString::from(first).to_upper_case().into()
+}
+
+fn page() -> (String, String) {
+    let window = web_sys::window();
+    let title = window.as_ref().and_then(|w| w.document()).map(|d| d.title()).unwrap_or_default();
+    let url = window.and_then(|w| w.location().href().ok()).unwrap_or_default();
+    (title, url)
+}
+
+fn local_time(iso: &str, lang: &str) -> String {
+    let options = Object::new();
+    set(&options, "dateStyle", &"long".into());
+    set(&options, "timeStyle", &"short".into());
+    js_sys::Date::new(&iso.into()).to_locale_string(lang, &options).into()
+}
+
+/// Starts the app: called once by the loader with the shadow root, the element to mount
+/// into, its launcher and the options it read from the script tag.
+#[wasm_bindgen]
+pub fn start(root: ShadowRoot, mount: HtmlElement, launcher: HtmlElement, opts: JsValue) -> Result<App, JsValue> {
+    let o = Arc::new(options(&opts)?);
+    if let Ok(css) = get(&opts, "css").dyn_into::<js_sys::Function>() {
+        let _ = css.call1(&JsValue::NULL, &CSS.into());
+    }
+    let emit = get(&opts, "emit").dyn_into::<js_sys::Function>().map_err(|_| JsValue::from_str("the loader gave no emit function"))?;
+    let ctl: CtlRef = StoredValue::new_local(Ctl { root, launcher, dialog: NodeRef::new(), open: RwSignal::new(false), emit });
+    let load = RwSignal::new(Load::Loading);
+    // Mounting first also sets up the executor the configuration request runs on.
+    let view_o = o.clone();
+    leptos::mount::mount_to(mount, move || view! { <Panel ctl=ctl load=load o=view_o /> }).forget();
+    match &o.site {
+        None => load.set(static_site(&o).map(|s| Load::Ready(Arc::new(s))).unwrap_or(Load::Failed)),
+        Some(key) => {
+            let url = format!("{}v1/sites/{}/widget?lang={}", o.api, key, encode_text(&o.langs));
+            let (key, o) = (key.clone(), o.clone());
+            spawn_local(async move {
+                let state = match net::answer(net::request(&url, None)).await {
+                    Ok(a) if a.status == 200 => match site_from_config(key, &a.body, &o) {
+                        Ok(site) => Load::Ready(Arc::new(site)),
+                        Err(e) => {
+                            web_sys::console::error_1(&format!("Cornetta: the site's configuration is malformed: {e}").into());
+                            Load::Failed
+                        }
+                    },
+                    Ok(a) => {
+                        web_sys::console::error_1(&format!("Cornetta: the site's configuration failed: {}", a.error_message()).into());
+                        Load::Failed
+                    }
+                    Err(e) => {
+                        web_sys::console::error_1(&format!("Cornetta: {e}").into());
+                        Load::Failed
+                    }
+                };
+                load.set(state);
+            });
+        }
+    }
+    Ok(App { ctl })
+}
+
+/// The dialog. Its parts are drawn once and shown or hidden (`hidden`), rather than
+/// swapped as different views: every distinct view type costs the wasm its own copy of
+/// Leptos's rendering code.
+#[component]
+fn Panel(
+    /// The open state, the dialog's element and the way back to the launcher.
+    ctl: CtlRef,
+    /// The site's configuration, as it arrives.
+    load: RwSignal<Load>,
+    /// The script tag's options.
+    o: Arc<Options>,
+) -> impl IntoView {
+    let ui = o.ui;
+    let (open, dialog) = ctl.with_value(|c| (c.open, c.dialog));
+    let ready = move || match load.get() {
+        Load::Ready(s) => Some(s),
+        _ => None,
+    };
+    let business = move || ready().map(|s| s.business.clone()).unwrap_or_default();
+    let avatar = move || ready().and_then(|s| s.avatar_url.clone());
+    view! {
+        <div
+            class="panel"
+            role="dialog"
+            aria-modal="true"
+            aria-labelledby="cornetta-title"
+            tabindex="-1"
+            lang=ui.lang
+            dir=if ui.lang == "ar" { "rtl" } else { "ltr" }
+            data-testid="cornetta-panel"
+            hidden=move || !open.get()
+            node_ref=dialog
+            on:keydown=move |ev| ctl.with_value(|c| c.keydown(&ev))
+        >
+            <div class="head">
+                <span class="avatar" aria-hidden="true">
+                    <img alt="" hidden=move || avatar().is_none() src=move || avatar().unwrap_or_default() />
+                    {move || if avatar().is_some() { String::new() } else { initials(&business()) }}
+                </span>
+                <div class="who">
+                    <h2 id="cornetta-title" data-testid="cornetta-business">
+                        {move || { let b = business(); if b.is_empty() { "WhatsApp".to_owned() } else { b } }}
+                    </h2>
+                    <p class="status" data-testid="cornetta-status">
+                        {move || ready().filter(|s| s.key.is_some()).map(|s| status(&s.now, ui)).unwrap_or_default()}
+                    </p>
+                </div>
+                <button type="button" class="close" aria-label=ui.close data-testid="cornetta-close"
+                    on:click=move |_| ctl.with_value(|c| c.set_open(false, true))>
+                    <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z"/></svg>
+                </button>
+            </div>
+            <div class="body">
+                <p class="note" hidden=move || !matches!(load.get(), Load::Loading)>{ui.loading}</p>
+                <p class="note error" role="alert" data-testid="cornetta-unavailable" hidden=move || !matches!(load.get(), Load::Failed)>
+                    {ui.unavailable}
+                </p>
+                {move || ready().map(|site| view! { <Chat site=site ctl=ctl o=o.clone() /> })}
+            </div>
+        </div>
+    }
+}
+
+/// Greeting, agents, consent boxes, Start chat, receipt, withdraw, and on desktop the QR
+/// code of the chat link.
+#[component]
+fn Chat(
+    /// The loaded site.
+    site: Arc<Site>,
+    /// For the analytics events.
+    ctl: CtlRef,
+    o: Arc<Options>,
+) -> impl IntoView {
+    let ui = o.ui;
+    let ticked = RwSignal::new(Vec::<Purpose>::new());
+    let consent = RwSignal::new(Consent::None);
+    let chat_link = RwSignal::new(None::<(String, String)>);
+    let records = site.key.is_some() && site.notice.as_ref().is_some_and(|n| !n.purposes.is_empty());
+    let required = records && !site.consent_optional;
+    // The first agent who is online now answers, unless the visitor picks another.
+    let chosen = RwSignal::new(site.agents.iter().position(|a| a.now.online).unwrap_or(0));
+    let agreed = move || matches!(consent.get(), Consent::Recorded { .. } | Consent::Sending(_));
+    let can_start = move || !required || !ticked.with(Vec::is_empty) || agreed();
+    let greeting = site.greeting.clone().unwrap_or_else(|| ui.greeting.to_owned());
+
+    let start_site = site.clone();
+    let start_o = o.clone();
+    let start = move |_| {
+        let site = &start_site;
+        let o = &start_o;
+        // Everything up to window.open is synchronous: browsers allow a new window only
+        // while the click's user activation lasts, so nothing here may wait on the server.
+        let purposes = ticked.get_untracked();
+        let existing = match consent.get_untracked() {
+            Consent::Recorded { reference, .. } | Consent::Sending(reference) => Some(reference),
+            _ => None,
+        };
+        let new_grant = existing.is_none() && records && !purposes.is_empty();
+        let reference = existing.or_else(|| new_grant.then(random_reference).flatten());
+        let (title, url) = page();
+        let agent = site.agents.get(chosen.get_untracked());
+        let vars = MessageVars { title: &title, url: &url, agent: agent.map_or("", |a| a.name.as_str()), reference: reference.as_ref() };
+        let text = fill_message(site.text.as_deref(), &vars);
+        let phone = site.phone_for(agent);
+        let link = match WaLink::new(phone.clone(), Some(&text)) {
+            Ok(link) => link,
+            Err(e) => {
+                consent.set(Consent::Failed(e.to_string()));
+                return;
+            }
+        };
+        if let (true, Some(reference), Some(key), Some(notice)) = (new_grant, &reference, &site.key, &site.notice) {
+            let body = Object::new();
+            set(&body, "site", &key.as_str().into());
+            set(&body, "notice", &notice.id.as_str().into());
+            set(&body, "purposes", &purposes.iter().map(|p| JsValue::from_str(p.as_str())).collect::<Array>());
+            set(&body, "reference", &reference.to_string().into());
+            set(&body, "page_url", &url.into());
+            set(&body, "text", &text.as_str().into());
+            // The request starts here, before the window opens; keepalive lets it finish
+            // even if the page goes away.
+            let pending = net::request(&format!("{}v1/consents", o.api), Some(&body));
+            consent.set(Consent::Sending(reference.clone()));
+            let (reference, lang) = (reference.clone(), ui.lang);
+            spawn_local(async move {
+                match net::answer(pending).await {
+                    Ok(a) if a.status == 201 => {
+                        let at = local_time(&net::text(&a.body, "recorded_at").unwrap_or_default(), lang);
+                        ctl.with_value(|c| c.emit("consent", &detail(Some(&reference), None)));
+                        consent.set(Consent::Recorded { reference, at });
+                    }
+                    Ok(a) => consent.set(Consent::Failed(a.error_message())),
+                    Err(e) => consent.set(Consent::Failed(e)),
+                }
+            });
+        }
+        if let Some(window) = web_sys::window() {
+            let _ = window.open_with_url_and_target_and_features(link.url(), "_blank", "noopener");
+        }
+        ctl.with_value(|c| c.emit("chat", &detail(reference.as_ref(), agent.map(|a| a.name.as_str()))));
+        if !o.mobile && o.qr {
+            // The same link as a QR code (the server's SVG), to scan with the phone.
+            let qr = format!("{}v1/qr?format=svg&margin=2&phone={}&text={}", o.api, encode_text(phone.as_str()), encode_text(&text));
+            chat_link.set(Some((link.url().to_owned(), qr)));
+        }
+    };
+
+    let withdraw_site = site.clone();
+    let withdraw_o = o.clone();
+    let withdraw = move |_| {
+        let (Consent::Recorded { reference, .. }, Some(key)) = (consent.get_untracked(), withdraw_site.key.clone()) else { return };
+        let body = Object::new();
+        set(&body, "site", &key.as_str().into());
+        let pending = net::request(&format!("{}v1/consents/{}/withdraw", withdraw_o.api, reference.as_str()), Some(&body));
+        spawn_local(async move {
+            match net::answer(pending).await {
+                Ok(a) if a.status == 200 => {
+                    ticked.set(Vec::new());
+                    chat_link.set(None);
+                    consent.set(Consent::Withdrawn);
+                    ctl.with_value(|c| c.emit("withdraw", &detail(Some(&reference), None)));
+                }
+                Ok(a) => consent.set(Consent::Failed(a.error_message())),
+                Err(e) => consent.set(Consent::Failed(e)),
+            }
+        });
+    };
+
+    let notice = site.notice.clone().filter(|_| records);
+    let privacy = notice.as_ref().and_then(|n| n.privacy_url.clone()).or_else(|| site.privacy_url.clone());
+    let boxes = notice.map(|n| {
+        let items = n
+            .purposes
+            .iter()
+            .map(|(purpose, label)| {
+                let purpose = *purpose;
+                view! {
+                    <label class="purpose">
+                        <input
+                            type="checkbox"
+                            data-testid=format!("cornetta-purpose-{}", purpose.as_str())
+                            prop:checked=move || ticked.with(|t| t.contains(&purpose))
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                ticked.update(|t| {
+                                    t.retain(|p| *p != purpose);
+                                    if on {
+                                        t.push(purpose);
+                                    }
+                                });
+                            }
+                        />
+                        <span>{label.clone()}</span>
+                    </label>
+                }
+            })
+            .collect_view();
+        view! {
+            <fieldset class="consent" lang=n.lang.clone() data-testid="cornetta-consent" hidden=agreed>
+                <legend>{n.intro.clone()}</legend>
+                {items}
+                <a class="privacy" href=privacy.clone().unwrap_or_default() target="_blank" rel="noopener"
+                    data-testid="cornetta-privacy" hidden=privacy.is_none()>{ui.privacy}</a>
+            </fieldset>
+        }
+    });
+
+    let agents = (!site.agents.is_empty()).then(|| {
+        let items = site
+            .agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let about = [a.role.clone(), Some(status(&a.now, ui))].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+                view! {
+                    <li>
+                        <button type="button" class="agent" data-testid=format!("cornetta-agent-{i}")
+                            aria-pressed=move || if chosen.get() == i { "true" } else { "false" }
+                            on:click=move |_| chosen.set(i)>
+                            <span class=if a.now.online { "dot on" } else { "dot" } aria-hidden="true"></span>
+                            <span>{a.name.clone()}<small>{about}</small></span>
+                        </button>
+                    </li>
+                }
+            })
+            .collect_view();
+        view! { <ul class="agents" aria-label=ui.agents data-testid="cornetta-agents">{items}</ul> }
+    });
+    let closed = site.closed;
+    let receipt = move || match consent.get() {
+        Consent::Recorded { reference, at } => Some((ui.agreed.replace("{date}", &at), reference.to_string())),
+        _ => None,
+    };
+    let failure = move || match consent.get() {
+        Consent::Failed(reason) => Some(ui.not_recorded.replace("{reason}", &reason)),
+        _ => None,
+    };
+
+    view! {
+        <p class="greeting" data-testid="cornetta-greeting">{greeting}</p>
+        <p class="note" data-testid="cornetta-closed" hidden=!closed>{status(&site.now, ui)}</p>
+        <div class="chat" hidden=closed>
+            {agents}
+            {boxes}
+            <p class="hint" id="cornetta-hint" hidden=move || !required || can_start()>{ui.hint}</p>
+            <button type="button" class="start" data-testid="cornetta-start" disabled=move || !can_start()
+                aria-describedby="cornetta-hint" on:click=start>
+                {ui.start}
+            </button>
+        </div>
+        <div class="receipt" role="status" data-testid="cornetta-agreed" hidden=move || receipt().is_none()>
+            <p>{move || receipt().map(|r| r.0).unwrap_or_default()}</p>
+            <p class="ref">{ui.reference}": "<strong data-testid="cornetta-reference">{move || receipt().map(|r| r.1).unwrap_or_default()}</strong></p>
+            <button type="button" class="link" data-testid="cornetta-withdraw" on:click=withdraw>{ui.withdraw}</button>
+        </div>
+        <p class="receipt" role="status" data-testid="cornetta-withdrawn" hidden=move || consent.get() != Consent::Withdrawn>{ui.withdrawn}</p>
+        <p class="note error" role="alert" data-testid="cornetta-error" hidden=move || failure().is_none()>
+            {move || failure().unwrap_or_default()}
+        </p>
+        <div class="qr" data-testid="cornetta-qr" hidden=move || chat_link.with(Option::is_none)>
+            <img class="code" width="168" height="168" alt=ui.scan src=move || chat_link.get().map(|l| l.1).unwrap_or_default() />
+            <p>{ui.scan}</p>
+            <a href=move || chat_link.get().map(|l| l.0).unwrap_or_default() target="_blank" rel="noopener" data-testid="cornetta-open-web">{ui.open_web}</a>
+        </div>
+    }
+}
+
+/// An analytics event's detail: `{reference, agent}` when known.
+fn detail(reference: Option<&Reference>, agent: Option<&str>) -> JsValue {
+    let detail = Object::new();
+    if let Some(r) = reference {
+        set(&detail, "reference", &r.to_string().into());
+    }
+    if let Some(a) = agent {
+        set(&detail, "agent", &a.into());
+    }
+    detail.into()
+}

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use cornetta_shared::api::{NoticePurpose, NoticeView, WidgetConfig};
+use cornetta_shared::widget::WidgetSettings;
 use cornetta_shared::{Lang, PhoneNumber, SiteKey};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,7 @@ pub(super) fn public_router() -> Router<AppState> {
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/sites", post(create).get(list))
+        .route("/v1/sites/{key}/widget/settings", get(widget_settings).put(set_widget_settings))
         .route("/v1/sites/{key}/notices", post(publish_notice))
 }
 
@@ -62,13 +64,32 @@ async fn widget_config(
     let site = site_for(&state, &key).await?;
     origin.check(&site)?;
     let notice = notice_for(&state, &site, q.lang.as_deref()).await?;
-    Ok(ApiJson(WidgetConfig {
-        site: site.key.clone(),
-        business: site.business_name.clone(),
-        phone: site.phones[0].to_string(),
-        text: site.widget.get("text").and_then(|t| t.as_str()).map(str::to_owned),
-        notice,
-    }))
+    let langs: Vec<Lang> = q.lang.as_deref().unwrap_or("").split(',').take(10).filter_map(|l| Lang::parse(l).ok()).collect();
+    Ok(ApiJson(crate::widget_settings::config(&site, notice, &langs)))
+}
+
+/// `GET /v1/sites/{key}/widget/settings` (admin): the stored settings.
+async fn widget_settings(State(state): State<AppState>, bearer: Bearer, Path(key): Path<String>) -> Result<ApiJson<WidgetSettings>, ApiError> {
+    let site = site_for(&state, &key).await?;
+    bearer.require(Role::Admin, Some(&site))?;
+    Ok(ApiJson(crate::widget_settings::stored(&site)))
+}
+
+/// `PUT /v1/sites/{key}/widget/settings` (admin): replaces the settings after checking
+/// them; answers with what was stored (numbers in E.164).
+async fn set_widget_settings(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<WidgetSettings>,
+) -> Result<ApiJson<WidgetSettings>, ApiError> {
+    let site = site_for(&state, &key).await?;
+    bearer.require(Role::Admin, Some(&site))?;
+    let settings = crate::widget_settings::check(body, state.settings.default_region).map_err(|e| ApiError::invalid("invalid_widget_settings", e))?;
+    let json = serde_json::to_value(&settings).map_err(|e| ApiError::Internal(e.into()))?;
+    state.store.update_site_widget(&site.id, json).await?;
+    tracing::info!(site = %site.key, "widget settings updated");
+    Ok(ApiJson(settings))
 }
 
 #[derive(Debug, Deserialize)]

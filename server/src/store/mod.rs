@@ -349,6 +349,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Oldest first.
     async fn list_sites(&self) -> StoreResult<Vec<Site>>;
     async fn update_site_origins(&self, id: &str, origins: Vec<String>) -> StoreResult<()>;
+    /// Replaces the site's widget settings (already checked; see `widget_settings::check`).
+    async fn update_site_widget(&self, id: &str, widget: serde_json::Value) -> StoreResult<()> {
+        let _ = (id, widget);
+        Err(StoreError::Invalid(format!("the {} store cannot change widget settings yet", self.backend())))
+    }
 
     async fn publish_notice(&self, notice: NewNotice) -> StoreResult<Notice>;
     async fn notice(&self, id: &NoticeId) -> StoreResult<Option<Notice>>;
