@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use cornetta_shared::Region;
 
 use crate::assets::Assets;
+use crate::campaigns::scans::Studio;
 use crate::keys::Keyring;
 use crate::limits::RateLimits;
 use crate::store::DynStore;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub assets: Arc<Assets>,
     pub limits: Arc<RateLimits>,
+    /// The QR studio's scan counters and short-link miss quota.
+    pub studio: Arc<Studio>,
 }
 
 impl FromRef<AppState> for DynStore {

@@ -2,9 +2,10 @@
 //! the extractors every route shares (JSON and query with our error shape, bearer tokens,
 //! the public site key + Origin check, the client address).
 
+pub(crate) mod campaigns;
 mod consents;
 mod health;
-mod link;
+pub(crate) mod link;
 mod sites;
 mod widget;
 
@@ -47,6 +48,8 @@ pub fn app(state: AppState) -> Router {
         .merge(widget::router())
         .merge(consents::router())
         .merge(sites::router())
+        .merge(campaigns::router())
+        .merge(crate::console::router())
         .merge(public)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -5,6 +5,8 @@
 //! configuration (sites, tokens) and subject keys, which erasure destroys (GDPR Art. 17).
 
 pub mod sqlite;
+mod sqlite_studio;
+pub mod studio;
 
 use std::fmt;
 use std::str::FromStr;
@@ -319,4 +321,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The `granted` event of a reference at a site.
     async fn grant_by_reference(&self, site_id: &str, reference: &Reference) -> StoreResult<Option<StoredEvent>>;
     async fn event(&self, id: &EventId) -> StoreResult<Option<StoredEvent>>;
+
+    /// The QR studio's tables (campaigns, scans, console sessions), when this backend has them.
+    fn studio(&self) -> Option<&dyn studio::StudioStore> {
+        None
+    }
 }
