@@ -398,10 +398,11 @@ mod tests {
     fn bad_campaign_inputs_name_their_field() {
         let now = Timestamp::now();
         let long_text = "x".repeat(5000);
+        let long_tag = "m".repeat(61);
         let cases: Vec<(CampaignInput<'_>, &str)> = vec![
             (CampaignInput { name: " ", ..input(None, true) }, "name"),
             (CampaignInput { source: Some("Bad Tag!"), ..input(None, true) }, "source"),
-            (CampaignInput { medium: Some(&"m".repeat(61)), ..input(None, true) }, "medium"),
+            (CampaignInput { medium: Some(&long_tag), ..input(None, true) }, "medium"),
             (CampaignInput { expires_at: Some(now - jiff::SignedDuration::from_secs(1)), ..input(None, true) }, "expires_at"),
             (input(Some(&long_text), true), "text"),
         ];

@@ -460,7 +460,7 @@ mod tests {
             ("#25d366", "#fff", Some("scanners need")),        // WhatsApp green on white
             ("#777", "#fff", Some("scanners need")),           // just under 4.5
             ("#fff", "#666", Some("inverted")),                 // inverted, 5.7:1
-            ("#eee", "#444", Some("inverted")),                 // inverted, too little
+            ("#ccc", "#555", Some("inverted")),                 // inverted, 4.6:1
             ("#000", "#fff", None),
             ("#075e54", "#ffffff", None),
             ("#000", "#ffd700", None), // black on gold
