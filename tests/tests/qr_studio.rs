@@ -310,7 +310,7 @@ fn read_zip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
             let mut f = zip.by_index(i).unwrap();
             let mut data = Vec::new();
             f.read_to_end(&mut data).unwrap();
-            (f.name().to_owned(), data)
+            (f.name().unwrap().into_owned(), data)
         })
         .collect()
 }
