@@ -171,6 +171,8 @@ async fn journey(server: &Server, client: &Client, downloads: &Path) -> anyhow::
     let height: f64 = bars[0].attr("height").await?.context("bar height")?.parse()?;
     assert!(height > 0.0);
     screenshot(client, "qr-console-campaign.png").await?;
+    client.execute("document.getElementById('scans-title').scrollIntoView()", vec![]).await?;
+    screenshot(client, "qr-console-campaign-chart.png").await?;
     Ok(())
 }
 

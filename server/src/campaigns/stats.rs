@@ -63,17 +63,11 @@ fn index(device: DeviceClass) -> usize {
 }
 
 impl Stats {
-    /// The range is `from..=to` (default: the last 30 days up to `today`, not before the
-    /// campaign's first day).
-    pub fn build(counts: &[ScanCount], created: Date, today: Date, from: Option<Date>, to: Option<Date>) -> Result<Self, String> {
+    /// The range is `from..=to` (default: the 30 days up to `today`, so a chart always has
+    /// a month's scale, with zeros before the campaign began).
+    pub fn build(counts: &[ScanCount], today: Date, from: Option<Date>, to: Option<Date>) -> Result<Self, String> {
         let to = to.unwrap_or(today);
-        let from = match from {
-            Some(f) => f,
-            None => {
-                let start = to.checked_sub((DEFAULT_DAYS - 1).days()).unwrap_or(to);
-                if created > start && created <= to { created } else { start }
-            }
-        };
+        let from = from.unwrap_or_else(|| to.checked_sub((DEFAULT_DAYS - 1).days()).unwrap_or(to));
         if from > to {
             return Err(format!("from ({from}) is after to ({to})"));
         }
@@ -154,9 +148,11 @@ mod tests {
             ScanCount { campaign_id: "c".into(), day: d("2027-01-03"), device: DeviceClass::Ios, scans: 2 },
             ScanCount { campaign_id: "c".into(), day: d("2026-12-01"), device: DeviceClass::Ios, scans: 9 },
         ];
-        let s = Stats::build(&counts, d("2027-01-01"), d("2027-01-04"), None, None).unwrap();
+        let s = Stats::build(&counts, d("2027-01-04"), Some(d("2027-01-01")), None).unwrap();
         assert_eq!(s.from, d("2027-01-01"));
         assert_eq!(s.days.len(), 4);
+        let month = Stats::build(&counts, d("2027-01-04"), None, None).unwrap();
+        assert_eq!((month.from, month.days.len(), month.total()), (d("2026-12-06"), 30, 6));
         assert_eq!(s.days[1].by_device, [0, 4, 0, 0, 0]);
         assert_eq!(s.days[2].by_device, [2, 0, 0, 0, 0]);
         assert_eq!(s.total(), 6);
@@ -165,7 +161,7 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_refused() {
-        assert!(Stats::build(&[], d("2027-01-01"), d("2027-01-04"), Some(d("2027-01-05")), Some(d("2027-01-04"))).is_err());
-        assert!(Stats::build(&[], d("2020-01-01"), d("2027-01-04"), Some(d("2020-01-01")), None).is_err());
+        assert!(Stats::build(&[], d("2027-01-04"), Some(d("2027-01-05")), Some(d("2027-01-04"))).is_err());
+        assert!(Stats::build(&[], d("2027-01-04"), Some(d("2020-01-01")), None).is_err());
     }
 }

@@ -282,7 +282,7 @@ pub(crate) async fn stats_for(state: &AppState, campaign: &Campaign, q: &StatsQu
     let pending = state.studio.scans.pending_for(&campaign.id);
     let unsaved = pending.iter().map(|c| c.scans).sum();
     counts.extend(pending);
-    let mut stats = Stats::build(&counts, utc_day(campaign.created_at), utc_day(Timestamp::now()), from, to).map_err(|m| ApiError::invalid("invalid_parameter", m))?;
+    let mut stats = Stats::build(&counts, utc_day(Timestamp::now()), from, to).map_err(|m| ApiError::invalid("invalid_parameter", m))?;
     stats.unsaved = unsaved;
     Ok(stats)
 }
