@@ -9,6 +9,7 @@ use cornetta_shared::Region;
 use crate::assets::Assets;
 use crate::campaigns::scans::Studio;
 use crate::keys::Keyring;
+use crate::ledger::Ledger;
 use crate::limits::RateLimits;
 use crate::store::DynStore;
 
@@ -21,6 +22,8 @@ pub struct Settings {
     pub public_url: String,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// The jurisdiction consent receipts name (Kantara `jurisdiction`).
+    pub jurisdiction: String,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// The QR studio's scan counters and short-link miss quota.
     pub studio: Arc<Studio>,
+    /// Each site's Merkle tree and checkpoints.
+    pub ledger: Arc<Ledger>,
 }
 
 impl FromRef<AppState> for DynStore {

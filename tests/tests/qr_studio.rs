@@ -414,3 +414,91 @@ fn the_cli_batch_writes_a_zip_and_reports_bad_lines_but_keeps_the_good_rows() {
     assert!(stderr.contains("codes.csv:3:") && stderr.contains("codes.csv:5:"), "{stderr}");
     check_batch(&read_zip(&std::fs::read(&zip_path).unwrap()));
 }
+
+/// The hidden form token and the sign-in cookie of the console's sign-in page.
+async fn console_sign_in(server: &Server, http: &reqwest::Client, token: &str) -> String {
+    let res = http.get(server.at("/console/sign-in")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let signin = cookie.split(';').next().unwrap().to_owned();
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let res = http
+        .post(server.at("/console/sign-in"))
+        .header("cookie", &signin)
+        .header("origin", &server.url)
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let session = res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).find(|c| c.starts_with("cornetta_console=")).unwrap().to_owned();
+    session.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_console_refuses_forms_without_their_token_or_from_another_origin() {
+    let server = Server::start().unwrap();
+    let http = no_redirects();
+    let token = server.token("marketer");
+    // Without a session the console sends people to sign in.
+    let res = http.get(server.at("/console/campaigns")).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), res.headers()["location"].to_str().unwrap()), (303, "/console/sign-in"));
+    let session = console_sign_in(&server, &http, &token).await;
+    let page = http.get(server.at("/console/campaigns")).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let post = |csrf: String, origin: String| {
+        let http = http.clone();
+        let session = session.clone();
+        let url = server.at("/console/campaigns");
+        async move { http.post(url).header("cookie", session).header("origin", origin).form(&[("name", "Poster"), ("csrf", csrf.as_str()), ("tracked", "on")]).send().await.unwrap() }
+    };
+    assert_eq!(post("wrong".into(), server.url.clone()).await.status(), 403);
+    assert_eq!(post(csrf.clone(), "https://evil.example".into()).await.status(), 403);
+    let ok = post(csrf, server.url.clone()).await;
+    assert_eq!(ok.status(), 303);
+    assert!(ok.headers()["location"].to_str().unwrap().starts_with("/console/campaigns/cmp_"));
+    // An auditor token cannot sign in.
+    let auditor = server.token("auditor");
+    let res = http.get(server.at("/console/sign-in")).send().await.unwrap();
+    let signin = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = res.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let res = http.post(server.at("/console/sign-in")).header("cookie", signin).form(&[("token", auditor.as_str()), ("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("needs a marketer token"));
+}
+
+#[tokio::test]
+async fn on_postgresql_campaigns_scans_and_console_sessions_work_and_survive_a_restart() {
+    let db = cornetta_tests::pg::TestDatabase::create().await.unwrap();
+    let mut server = Server::builder().args(["--database-url", db.url.as_str()]).start().unwrap();
+    let token = server.token("marketer");
+    let c = create_campaign(&server, &token, json!({"name": "PG poster", "text": "Hi {ref}", "expires_at": "2099-01-31"})).await;
+    assert_eq!(c["expires_at"], "2099-02-01T00:00:00Z");
+    for ua in [IPHONE, ANDROID] {
+        assert_eq!(scan(&server, c["short_url"].as_str().unwrap(), ua).await.status(), 302);
+    }
+    let stats_url = |s: &Server| s.at(&format!("/v1/campaigns/{}/stats", c["id"].as_str().unwrap()));
+    wait_for(Duration::from_secs(10), || async {
+        let s: Value = client().get(stats_url(&server)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        s["total"] == 2 && s["unsaved"] == 0
+    })
+    .await
+    .unwrap();
+    server.restart().unwrap();
+    let s: Value = client().get(stats_url(&server)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(s["by_device"]["ios"], 1);
+    assert_eq!(s["by_device"]["android"], 1);
+    let list: Value = client().get(server.at("/v1/campaigns")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["campaigns"][0]["id"], c["id"]);
+    let http = no_redirects();
+    let session = console_sign_in(&server, &http, &token).await;
+    let page = http.get(server.at(&format!("/console/campaigns/{}", c["id"].as_str().unwrap()))).header("cookie", &session).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("data-total=\"2\""));
+}

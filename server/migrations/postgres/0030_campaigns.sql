@@ -1,19 +1,19 @@
 -- QR studio (PostgreSQL): campaigns with their short codes, daily scan counters per device
 -- class (no address, no identifier of the scanner), and console sign-in sessions.
--- Times are microseconds since the Unix epoch (UTC), as in the SQLite schema.
+-- Times are TIMESTAMPTZ, as in the rest of the PostgreSQL schema.
 
 CREATE TABLE campaigns (
     id         TEXT PRIMARY KEY,               -- cmp_<UUIDv7>, time-ordered
     site_id    TEXT NOT NULL REFERENCES sites (id),
     code       TEXT UNIQUE,                    -- short code; NULL for a static campaign
-    name       TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    name       TEXT NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
     phone      TEXT NOT NULL,                  -- E.164
     text       TEXT,                           -- prefilled message, may hold {ref}
     source     TEXT,
     medium     TEXT,
-    expires_at BIGINT,
+    expires_at TIMESTAMPTZ,
     created_by TEXT NOT NULL,
-    created_at BIGINT NOT NULL
+    created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX campaigns_by_site ON campaigns (site_id, id);
 
@@ -30,7 +30,7 @@ CREATE TABLE console_sessions (
     id_hash    TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL,
     csrf       TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);

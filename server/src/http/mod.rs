@@ -2,9 +2,11 @@
 //! the extractors every route shares (JSON and query with our error shape, bearer tokens,
 //! the public site key + Origin check, the client address).
 
+mod audit;
 pub(crate) mod campaigns;
 mod consents;
 mod health;
+mod ledger;
 pub(crate) mod link;
 mod sites;
 mod widget;
@@ -50,6 +52,9 @@ pub fn app(state: AppState) -> Router {
         .merge(sites::router())
         .merge(campaigns::router())
         .merge(crate::console::router())
+        .merge(ledger::router())
+        .merge(audit::router())
+        .merge(ledger::public_router())
         .merge(public)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
@@ -148,10 +153,10 @@ impl Bearer {
         if !self.0.has_role(role) {
             return Err(ApiError::forbidden("wrong_role", format!("this needs a token with role {role} (this one is {})", self.0.role)));
         }
-        if let Some(site) = site {
-            if !self.0.reaches_site(&site.id) {
-                return Err(ApiError::forbidden("wrong_site", format!("this token is not valid for site {}", site.key)));
-            }
+        if let Some(site) = site
+            && !self.0.reaches_site(&site.id)
+        {
+            return Err(ApiError::forbidden("wrong_site", format!("this token is not valid for site {}", site.key)));
         }
         Ok(())
     }

@@ -1,3 +1,6 @@
-//! Figures for the closing notes, one module per area; `cornetta-bench <area>` runs one.
+//! `cornetta-bench` subcommands, one module per area; figures come from here, never from
+//! timed assertions in tests.
 
+pub mod ledger;
 pub mod qr;
+pub mod store;

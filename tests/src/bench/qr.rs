@@ -201,8 +201,7 @@ fn print_row(f: &Figures) {
 }
 
 /// Runs the generator comparison and the redirect load test.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let quick = args.iter().any(|a| a == "--quick");
+pub async fn run(quick: bool) -> anyhow::Result<()> {
     let n = if quick { 500 } else { 3000 };
     let dir = cache_dir();
     std::fs::create_dir_all(&dir)?;
@@ -227,9 +226,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ours.png_bytes / node.png_bytes.min(segno.png_bytes)
     );
     let secs = if quick { 3 } else { 10 };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    rt.block_on(redirects(Duration::from_secs(secs), 200_000, 32))?;
-    Ok(())
+    redirects(Duration::from_secs(secs), 200_000, 32).await
 }
 
 /// Short-link redirects against the real server (release build) on 127.0.0.1: `conns`

@@ -1,15 +1,56 @@
-//! `cornetta-bench <area>`: measures and prints figures (never asserted in tests).
-//! Areas: `qr` (QR generation against Node's qrcode and Python's segno, and short-link
-//! redirects under load).
+//! `cornetta-bench`: measures Cornetta's figures on this machine and prints them, one
+//! subcommand per area (`cargo xtask bench` runs it in release mode). Each area's code lives
+//! in `cornetta_tests::bench::<area>`.
 
-fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let area = args.next().unwrap_or_default();
-    let rest: Vec<String> = args.collect();
-    match area.as_str() {
-        "qr" => cornetta_tests::bench::qr::run(&rest),
-        _ => anyhow::bail!(
-            "usage: cornetta-bench <area> [options]\nareas:\n  qr [--quick]   QR codes per second (SVG, PNG) vs Node qrcode and Python segno; /q/ redirects per second"
-        ),
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cornetta-bench", about = "Measure Cornetta's figures (loopback only, bounded)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Area,
+}
+
+#[derive(Debug, Subcommand)]
+enum Area {
+    /// Durable consent writes/s at 1, 16 and 64 clients: SQLite FULL/OFF, PostgreSQL with two
+    /// servers, pgbench's one-row insert, and the disk's fsync rate, in one run.
+    Store {
+        /// Options of the store bench (`--seconds S`, `--rounds R`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The consent ledger: verify over N events, status lookups at C clients, export vs sqlite3.
+    Ledger {
+        /// Events in the generated log (4 per person).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Concurrent HTTP clients for status lookups.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Status lookups in total.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Keep (and reuse) the generated database in this directory.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// QR codes/s and bytes (SVG, PNG) next to Node's qrcode and Python's segno, and
+    /// short-link redirects/s with p99 latency.
+    Qr {
+        /// Fewer iterations and a shorter load test.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Area::Store { args } => cornetta_tests::bench::store::run(&args).await,
+        Area::Qr { quick } => cornetta_tests::bench::qr::run(quick).await,
+        Area::Ledger { events, clients, requests, dir } => {
+            cornetta_tests::bench::ledger::run(cornetta_tests::bench::ledger::LedgerBench { events, clients, status_requests: requests, dir }).await
+        }
     }
 }
