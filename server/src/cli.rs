@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// Links, QR codes and widget configurations per minute from one client address.
     #[arg(long, env = "CORNETTA_PUBLIC_READS_PER_MINUTE", default_value_t = LimitSettings::default().public_reads_per_minute)]
     pub public_reads_per_minute: u32,
+    /// Unknown short-link codes (`/q/…`) per minute from one client address, to make
+    /// guessing codes slow.
+    #[arg(long, env = "CORNETTA_SHORT_LINK_MISSES_PER_MINUTE", default_value_t = 30)]
+    pub short_link_misses_per_minute: u32,
     /// Seconds between scheduled ledger checkpoints (each site whose log grew gets a signed
     /// checkpoint); 0 turns the schedule off.
     #[arg(long, env = "CORNETTA_CHECKPOINT_INTERVAL", default_value_t = 600)]
@@ -117,26 +121,44 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct QrArgs {
     /// The WhatsApp number, international (+39 333 1234567) or national with --region.
-    #[arg(long)]
-    pub phone: String,
+    #[arg(long, required_unless_present = "batch")]
+    pub phone: Option<String>,
     /// The prefilled message.
     #[arg(long)]
     pub text: Option<String>,
-    /// Region for a national number.
+    /// Region for a national number (also for the rows of --batch).
     #[arg(long)]
     pub region: Option<String>,
-    /// Output file; its extension (.png or .svg) picks the format.
+    /// Output file; its extension (.png or .svg) picks the format (.zip with --batch).
     #[arg(short = 'o', long)]
     pub output: PathBuf,
-    /// Edge length in pixels.
-    #[arg(long, default_value_t = crate::qr::DEFAULT_SIZE_PX)]
-    pub size: u32,
-    /// Quiet zone in modules.
-    #[arg(long, default_value_t = crate::qr::DEFAULT_MARGIN)]
-    pub margin: u32,
-    /// Error correction: L, M, Q or H.
-    #[arg(long, default_value = "M")]
-    pub ecc: String,
+    /// Edge length: pixels (512) or a printed size (3cm, 30mm, 1.5in).
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Print resolution for a printed size (default 300).
+    #[arg(long)]
+    pub dpi: Option<String>,
+    /// Quiet zone in modules (default 4).
+    #[arg(long)]
+    pub margin: Option<String>,
+    /// Error correction: L, M, Q or H (default M; H with --label).
+    #[arg(long)]
+    pub ecc: Option<String>,
+    /// Colour of the dark modules, #rrggbb.
+    #[arg(long)]
+    pub fg: Option<String>,
+    /// Background colour, #rrggbb.
+    #[arg(long)]
+    pub bg: Option<String>,
+    /// Leave a blank centre area for a label or logo (needs error correction H).
+    #[arg(long)]
+    pub label: bool,
+    /// Make a ZIP of codes from a CSV of name,phone,text rows (plus links.csv and errors.csv).
+    #[arg(long, value_name = "FILE.csv")]
+    pub batch: Option<PathBuf>,
+    /// With --batch: svg, png or both.
+    #[arg(long, default_value = "both")]
+    pub format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +321,8 @@ pub async fn build_state(args: &ServeArgs, local: SocketAddr) -> anyhow::Result<
             site.allowed_origins.join(", ")
         );
     }
+    let studio = Arc::new(crate::campaigns::scans::Studio::new(args.short_link_misses_per_minute));
+    studio.scans.spawn_flusher(store.clone());
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{local}")).trim_end_matches('/').to_owned();
     Ok(AppState {
         store,
@@ -314,6 +338,7 @@ pub async fn build_state(args: &ServeArgs, local: SocketAddr) -> anyhow::Result<
             public_writes_per_minute: args.public_writes_per_minute,
             public_reads_per_minute: args.public_reads_per_minute,
         })),
+        studio,
         ledger: Arc::new(crate::ledger::Ledger::new()),
     })
 }
@@ -339,13 +364,16 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{why}");
     }
     let limits = state.limits.clone();
+    let studio = state.studio.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
             limits.forget_quiet();
+            studio.misses.forget_quiet();
         }
     });
+    let (flush_store, flush_studio) = (state.store.clone(), state.studio.clone());
     if args.checkpoint_interval > 0 {
         let interval = std::time::Duration::from_secs(args.checkpoint_interval);
         tokio::spawn(crate::ledger::log::run_schedule(state.ledger.clone(), state.store.clone(), state.keys.clone(), interval));
@@ -362,6 +390,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     println!("Cornetta {} listening on http://{local} (store: {})", env!("CARGO_PKG_VERSION"), state.store.backend());
     let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // Scan counts still in memory are written before the process ends.
+    flush_studio.scans.flush(&flush_store).await;
     Ok(())
 }
 
@@ -385,29 +415,61 @@ async fn shutdown_signal() {
 }
 
 fn qr(args: QrArgs) -> anyhow::Result<()> {
+    use crate::qr::options::{RawOptions, RenderOptions};
+    use crate::qr::Format;
+    let flag = |param: &str| match param {
+        "format" => "--format".to_owned(),
+        other => format!("--{other}"),
+    };
+    let region = args.region.as_deref().map(Region::parse).transpose().map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+    let raw = |format: Option<&'static str>| RawOptions {
+        format,
+        size: args.size.as_deref(),
+        dpi: args.dpi.as_deref(),
+        margin: args.margin.as_deref(),
+        ecc: args.ecc.as_deref(),
+        fg: args.fg.as_deref(),
+        bg: args.bg.as_deref(),
+        label: args.label.then_some("true"),
+    };
+    if let Some(batch) = &args.batch {
+        let formats: Vec<Format> = match args.format.to_ascii_lowercase().as_str() {
+            "both" => vec![Format::Png, Format::Svg],
+            "png" => vec![Format::Png],
+            "svg" => vec![Format::Svg],
+            other => bail!("--format {other:?}: expected svg, png or both"),
+        };
+        let options = RenderOptions::parse(&raw(Some(formats[0].extension())), formats[0])
+            .map_err(|e| anyhow::anyhow!("{}: {}", flag(e.param), e.message))?;
+        if formats.contains(&Format::Png) {
+            let png = RenderOptions { format: Format::Png, ..options };
+            png.size.pixels().map_err(|e| anyhow::anyhow!("--size: {}", e.message))?;
+        }
+        let csv = std::fs::read(batch).with_context(|| format!("reading {}", batch.display()))?;
+        let out = crate::qr::batch::run(&csv, region, &options, &formats).map_err(|e| anyhow::anyhow!("{}: {e}", batch.display()))?;
+        write_file(&args.output, &out.zip)?;
+        eprintln!("Wrote {} ({} bytes): {} codes, links in links.csv.", args.output.display(), out.zip.len(), out.produced);
+        if !out.errors.is_empty() {
+            for e in &out.errors {
+                eprintln!("{}:{}: {}", batch.display(), e.line, e.message);
+            }
+            bail!("{} rows of {} could not be made into codes (listed above and in errors.csv); the other rows were written", out.errors.len(), batch.display());
+        }
+        return Ok(());
+    }
     let format = args
         .output
         .extension()
         .and_then(|e| e.to_str())
-        .and_then(crate::qr::Format::parse)
+        .and_then(Format::parse)
         .with_context(|| format!("{}: the output file must end in .png or .svg", args.output.display()))?;
-    let ecc = crate::qr::parse_ecc(&args.ecc).with_context(|| format!("--ecc {:?}: expected L, M, Q or H", args.ecc))?;
-    if !(crate::qr::MIN_SIZE_PX..=crate::qr::MAX_SIZE_PX).contains(&args.size) {
-        bail!("--size {}: expected {} to {} pixels", args.size, crate::qr::MIN_SIZE_PX, crate::qr::MAX_SIZE_PX);
-    }
-    if args.margin > crate::qr::MAX_MARGIN {
-        bail!("--margin {}: expected 0 to {} modules", args.margin, crate::qr::MAX_MARGIN);
-    }
-    let region = args.region.as_deref().map(Region::parse).transpose().map_err(|e| anyhow::anyhow!("--region: {e}"))?;
-    let phone = PhoneNumber::parse(&args.phone, region).map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
+    let options = RenderOptions::parse(&raw(Some(format.extension())), format).map_err(|e| anyhow::anyhow!("{}: {}", flag(e.param), e.message))?;
+    let phone = args.phone.as_deref().context("--phone is required (or --batch FILE.csv)")?;
+    let phone = PhoneNumber::parse(phone, region).map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
     let link = cornetta_shared::WaLink::new(phone, args.text.as_deref()).map_err(|e| anyhow::anyhow!("--text: {e}"))?;
-    let matrix = crate::qr::Matrix::encode(link.url(), ecc)?;
-    let bytes = match format {
-        crate::qr::Format::Svg => matrix.to_svg(args.margin, args.size).into_bytes(),
-        crate::qr::Format::Png => matrix.to_png(args.margin, args.size)?,
-    };
-    write_file(&args.output, &bytes)?;
-    eprintln!("Wrote {} ({} bytes) for {}", args.output.display(), bytes.len(), link.url());
+    let rendered = options.render(link.url())?;
+    write_file(&args.output, &rendered.bytes)?;
+    eprintln!("Wrote {} ({} bytes) for {}", args.output.display(), rendered.bytes.len(), link.url());
     Ok(())
 }
 

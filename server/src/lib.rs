@@ -4,7 +4,9 @@
 //! port 0; `cli::run` is what the `cornetta` binary calls.
 
 pub mod assets;
+pub mod campaigns;
 pub mod cli;
+pub mod console;
 pub mod consents;
 pub mod demo;
 pub mod erasure;

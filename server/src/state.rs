@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use cornetta_shared::Region;
 
 use crate::assets::Assets;
+use crate::campaigns::scans::Studio;
 use crate::keys::Keyring;
 use crate::ledger::Ledger;
 use crate::limits::RateLimits;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub assets: Arc<Assets>,
     pub limits: Arc<RateLimits>,
+    /// The QR studio's scan counters and short-link miss quota.
+    pub studio: Arc<Studio>,
     /// Each site's Merkle tree and checkpoints.
     pub ledger: Arc<Ledger>,
 }

@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 pub mod bench;
 pub mod load;
 pub mod pg;
+pub mod qr;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {

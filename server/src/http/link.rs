@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use super::{ApiJson, ApiQuery, ClientIp};
 use crate::error::ApiError;
 use crate::limits::Bucket;
-use crate::qr::{self, Format, Matrix};
+use crate::qr::options::RawOptions;
+use crate::qr::{Format, QrError, RenderOptions};
 use crate::state::{AppState, Settings};
 
 pub(super) fn router() -> Router<AppState> {
@@ -61,19 +62,46 @@ struct QrQuery {
     region: Option<String>,
     format: Option<String>,
     size: Option<String>,
+    dpi: Option<String>,
     margin: Option<String>,
     ecc: Option<String>,
+    fg: Option<String>,
+    bg: Option<String>,
+    label: Option<String>,
 }
 
-/// Reads an integer parameter within a range, naming it and the range when wrong.
-fn ranged(name: &str, value: Option<&str>, default: u32, min: u32, max: u32) -> Result<u32, ApiError> {
-    let Some(value) = value else { return Ok(default) };
-    match value.trim().parse::<u32>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ApiError::invalid(
-            "invalid_parameter",
-            format!("{name} must be a whole number from {min} to {max}, not {:?}", value.chars().take(20).collect::<String>()),
-        )),
+/// The print options every QR route takes: `format`, `size` (px, or `3cm`/`30mm`/`1in`),
+/// `dpi`, `margin`, `ecc`, `fg`, `bg`, `label`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenderQuery {
+    pub(crate) format: Option<String>,
+    pub(crate) size: Option<String>,
+    pub(crate) dpi: Option<String>,
+    pub(crate) margin: Option<String>,
+    pub(crate) ecc: Option<String>,
+    pub(crate) fg: Option<String>,
+    pub(crate) bg: Option<String>,
+    pub(crate) label: Option<String>,
+}
+
+impl RenderQuery {
+    pub(crate) fn raw(&self) -> RawOptions<'_> {
+        RawOptions {
+            format: self.format.as_deref(),
+            size: self.size.as_deref(),
+            dpi: self.dpi.as_deref(),
+            margin: self.margin.as_deref(),
+            ecc: self.ecc.as_deref(),
+            fg: self.fg.as_deref(),
+            bg: self.bg.as_deref(),
+            label: self.label.as_deref(),
+        }
+    }
+
+    /// Parsed options; a wrong one is a 422 naming the parameter.
+    pub(crate) fn options(&self) -> Result<RenderOptions, ApiError> {
+        RenderOptions::parse(&self.raw(), Format::Svg).map_err(|e| ApiError::invalid("invalid_parameter", e.message))
     }
 }
 
@@ -84,20 +112,19 @@ async fn qr_code(
     ApiQuery(q): ApiQuery<QrQuery>,
 ) -> Result<Response, ApiError> {
     state.limits.check(Bucket::PublicRead, ip)?;
-    let format = match q.format.as_deref() {
-        None => Format::Svg,
-        Some(f) => Format::parse(f).ok_or_else(|| ApiError::invalid("invalid_parameter", format!("format must be svg or png, not {:?}", f.chars().take(20).collect::<String>())))?,
-    };
-    let size = ranged("size", q.size.as_deref(), qr::DEFAULT_SIZE_PX, qr::MIN_SIZE_PX, qr::MAX_SIZE_PX)?;
-    let margin = ranged("margin", q.margin.as_deref(), qr::DEFAULT_MARGIN, 0, qr::MAX_MARGIN)?;
-    let ecc = match q.ecc.as_deref() {
-        None => qrcode::EcLevel::M,
-        Some(e) => qr::parse_ecc(e).ok_or_else(|| ApiError::invalid("invalid_parameter", format!("ecc must be one of L, M, Q, H, not {:?}", e.chars().take(20).collect::<String>())))?,
-    };
+    let render = RenderQuery { format: q.format, size: q.size, dpi: q.dpi, margin: q.margin, ecc: q.ecc, fg: q.fg, bg: q.bg, label: q.label };
+    let options = render.options()?;
     let phone = parse_phone(&state.settings, q.phone.as_deref(), q.region.as_deref())?;
     let link = make_link(phone, q.text.as_deref())?;
+    qr_response(&headers, link.url(), &options, None)
+}
+
+/// The image of `data` with `options`: a strong ETag over both (an identical request is
+/// answered 304 without drawing), a day of caching, and `download` as the attachment's
+/// file name when given.
+pub(crate) fn qr_response(headers: &HeaderMap, data: &str, options: &RenderOptions, download: Option<&str>) -> Result<Response, ApiError> {
     let etag = {
-        let key = format!("v1|{}|{}|{size}|{margin}|{}", link.url(), format.extension(), qr::ecc_name(ecc));
+        let key = format!("v2|{data}|{}", options.cache_key());
         format!("\"{}\"", &hex::encode(Sha256::digest(key.as_bytes()))[..32])
     };
     let etag = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
@@ -105,20 +132,26 @@ async fn qr_code(
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| crate::assets::etag_matches(v, &etag)) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache)]).into_response());
     }
-    let matrix = Matrix::encode(link.url(), ecc).map_err(|e| ApiError::invalid("link_too_long_for_qr", e.to_string()))?;
-    let body = match format {
-        Format::Svg => matrix.to_svg(margin, size).into_bytes(),
-        Format::Png => matrix.to_png(margin, size).map_err(|e| ApiError::invalid("invalid_parameter", e.to_string()))?,
-    };
-    Ok((
+    let rendered = options.render(data).map_err(|e| match e {
+        QrError::TooLong { .. } => ApiError::invalid("link_too_long_for_qr", e.to_string()),
+        other => ApiError::invalid("invalid_parameter", other.to_string()),
+    })?;
+    let mut response = (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(format.content_type())),
+            (header::CONTENT_TYPE, HeaderValue::from_static(rendered.format.content_type())),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
         ],
-        body,
+        rendered.bytes,
     )
-        .into_response())
+        .into_response();
+    if let Some(name) = download {
+        let value = format!("attachment; filename=\"{}.{}\"", name.replace(['"', '\\'], ""), rendered.format.extension());
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(response)
 }

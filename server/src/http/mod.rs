@@ -3,10 +3,11 @@
 //! the public site key + Origin check, the client address).
 
 mod audit;
+pub(crate) mod campaigns;
 mod consents;
 mod health;
 mod ledger;
-mod link;
+pub(crate) mod link;
 mod sites;
 mod widget;
 
@@ -49,6 +50,8 @@ pub fn app(state: AppState) -> Router {
         .merge(widget::router())
         .merge(consents::router())
         .merge(sites::router())
+        .merge(campaigns::router())
+        .merge(crate::console::router())
         .merge(ledger::router())
         .merge(audit::router())
         .merge(ledger::public_router())

@@ -6,6 +6,9 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod postgres_studio;
+mod sqlite_studio;
+pub mod studio;
 
 use std::fmt;
 use std::str::FromStr;
@@ -405,4 +408,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Events matching `filter` in id order with their subjects' wrapped keys, streamed
     /// from the database cursor in constant memory (exports).
     fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>>;
+    /// The QR studio's tables (campaigns, scans, console sessions), when this backend has them.
+    fn studio(&self) -> Option<&dyn studio::StudioStore> {
+        None
+    }
 }

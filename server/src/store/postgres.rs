@@ -289,6 +289,10 @@ impl super::Store for PostgresStore {
         "postgres"
     }
 
+    fn studio(&self) -> Option<&dyn super::studio::StudioStore> {
+        Some(self)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

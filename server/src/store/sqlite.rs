@@ -270,6 +270,10 @@ impl super::Store for SqliteStore {
         "sqlite"
     }
 
+    fn studio(&self) -> Option<&dyn super::studio::StudioStore> {
+        Some(self)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

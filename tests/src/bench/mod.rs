@@ -2,4 +2,5 @@
 //! timed assertions in tests.
 
 pub mod ledger;
+pub mod qr;
 pub mod store;

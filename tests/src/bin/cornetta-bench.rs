@@ -35,12 +35,20 @@ enum Area {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// QR codes/s and bytes (SVG, PNG) next to Node's qrcode and Python's segno, and
+    /// short-link redirects/s with p99 latency.
+    Qr {
+        /// Fewer iterations and a shorter load test.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Area::Store { args } => cornetta_tests::bench::store::run(&args).await,
+        Area::Qr { quick } => cornetta_tests::bench::qr::run(quick).await,
         Area::Ledger { events, clients, requests, dir } => {
             cornetta_tests::bench::ledger::run(cornetta_tests::bench::ledger::LedgerBench { events, clients, status_requests: requests, dir }).await
         }
