@@ -1,4 +1,4 @@
-//! The `cornetta` command line: `serve`, `qr`, `site`, `token`. Every flag also reads the
+//! The `cornetta` command line: `serve`, `qr`, `site`, `token`, `whatsapp`. Every flag also reads the
 //! environment variable named in its help (`--addr` ↔ `CORNETTA_ADDR`).
 
 use std::net::SocketAddr;
@@ -36,6 +36,9 @@ pub enum Command {
     /// Create, list and revoke bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Configure the WhatsApp Cloud API webhook: Meta apps, numbers, opt-out keywords.
+    #[command(subcommand)]
+    Whatsapp(crate::whatsapp::cli::WhatsappCommand),
 }
 
 /// Where data lives; shared by every command that opens the store.
@@ -216,6 +219,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Qr(args) => qr(args),
         Command::Site(command) => site(command).await,
         Command::Token(command) => token(command).await,
+        Command::Whatsapp(command) => crate::whatsapp::cli::run(command).await,
     }
 }
 

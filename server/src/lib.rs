@@ -19,5 +19,6 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod whatsapp;
 
 pub use http::app;

@@ -6,6 +6,7 @@ mod consents;
 mod health;
 mod link;
 mod sites;
+mod whatsapp;
 mod widget;
 
 use std::net::{IpAddr, SocketAddr};
@@ -47,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .merge(widget::router())
         .merge(consents::router())
         .merge(sites::router())
+        .merge(whatsapp::router())
         .merge(public)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))

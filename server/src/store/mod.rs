@@ -5,6 +5,7 @@
 //! configuration (sites, tokens) and subject keys, which erasure destroys (GDPR Art. 17).
 
 pub mod sqlite;
+pub mod whatsapp;
 
 use std::fmt;
 use std::str::FromStr;
@@ -319,4 +320,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The `granted` event of a reference at a site.
     async fn grant_by_reference(&self, site_id: &str, reference: &Reference) -> StoreResult<Option<StoredEvent>>;
     async fn event(&self, id: &EventId) -> StoreResult<Option<StoredEvent>>;
+
+    /// The WhatsApp webhook's tables; `None` on a backend that does not have them yet.
+    fn whatsapp(&self) -> Option<&dyn whatsapp::WhatsappStore> {
+        None
+    }
 }
