@@ -133,10 +133,10 @@ pub async fn process(store: &DynStore, keys: &Keyring, delivery: Delivery<'_>, n
                 report.outcomes.push(outcome);
                 tracing::info!(site = %ctx.site.key, kind = %message.kind, outcome = %outcome, events = events.len(), "WhatsApp message recorded");
                 report.events.extend(events.into_iter().map(|e| e.id));
-                if matches!(outcome, Outcome::Withdrawn | Outcome::NothingToWithdraw) {
-                    if let (Some(text), Some(to)) = (&ctx.settings.reply, &message.from) {
-                        report.replies.push(Reply { phone_number_id: message.phone_number_id.clone(), to: to.clone(), text: text.clone() });
-                    }
+                if matches!(outcome, Outcome::Withdrawn | Outcome::NothingToWithdraw)
+                    && let (Some(text), Some(to)) = (&ctx.settings.reply, &message.from)
+                {
+                    report.replies.push(Reply { phone_number_id: message.phone_number_id.clone(), to: to.clone(), text: text.clone() });
                 }
             }
         }

@@ -110,7 +110,7 @@ pub fn is_opt_out(message: &str, keywords: &[String]) -> bool {
         return false;
     }
     let m = normalise(message);
-    !m.is_empty() && keywords.iter().any(|k| *k == m)
+    !m.is_empty() && keywords.contains(&m)
 }
 
 #[cfg(test)]
