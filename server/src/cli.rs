@@ -9,11 +9,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use cornetta_shared::{Lang, PhoneNumber, Region, SiteKey};
 use secrecy::ExposeSecret;
+use sqlx::sqlite::SqliteSynchronous;
 
 use crate::assets::Assets;
 use crate::keys::Keyring;
 use crate::limits::{LimitSettings, RateLimits};
 use crate::state::{AppState, Settings};
+use crate::store::postgres::{PostgresSettings, PostgresStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore};
 use crate::store::{DatabaseUrl, DynStore, Role};
 
@@ -36,6 +38,15 @@ pub enum Command {
     /// Create, list and revoke bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Verify the consent ledger and sign checkpoints, offline against the database.
+    #[command(subcommand)]
+    Ledger(crate::ledger::cli::LedgerCommand),
+    /// Verify a consent receipt offline.
+    #[command(subcommand)]
+    Receipt(crate::ledger::cli::ReceiptCommand),
+    /// Erase a person's data (GDPR Art. 17).
+    #[command(subcommand)]
+    Subject(crate::ledger::cli::SubjectCommand),
     /// Configure the WhatsApp Cloud API webhook: Meta apps, numbers, opt-out keywords.
     #[command(subcommand)]
     Whatsapp(crate::whatsapp::cli::WhatsappCommand),
@@ -87,12 +98,23 @@ pub struct ServeArgs {
     /// Take the client address from X-Forwarded-For (only behind a proxy you control).
     #[arg(long, env = "CORNETTA_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// UNSAFE, for `cornetta-bench store` only: `off` makes SQLite skip fsync, so an
+    /// acknowledged consent can be lost on power failure. `full` (the default) is durable.
+    #[arg(long, env = "CORNETTA_SQLITE_SYNCHRONOUS", hide = true, default_value = "full", value_parser = parse_sqlite_synchronous)]
+    pub sqlite_synchronous: SqliteSynchronous,
     /// Consents and withdrawals per minute from one client address.
     #[arg(long, env = "CORNETTA_PUBLIC_WRITES_PER_MINUTE", default_value_t = LimitSettings::default().public_writes_per_minute)]
     pub public_writes_per_minute: u32,
     /// Links, QR codes and widget configurations per minute from one client address.
     #[arg(long, env = "CORNETTA_PUBLIC_READS_PER_MINUTE", default_value_t = LimitSettings::default().public_reads_per_minute)]
     pub public_reads_per_minute: u32,
+    /// Seconds between scheduled ledger checkpoints (each site whose log grew gets a signed
+    /// checkpoint); 0 turns the schedule off.
+    #[arg(long, env = "CORNETTA_CHECKPOINT_INTERVAL", default_value_t = 600)]
+    pub checkpoint_interval: u64,
+    /// The jurisdiction consent receipts name (e.g. EU, IT).
+    #[arg(long, env = "CORNETTA_JURISDICTION", default_value = "EU")]
+    pub jurisdiction: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -200,16 +222,34 @@ impl StoreArgs {
     }
 }
 
+fn parse_sqlite_synchronous(input: &str) -> Result<SqliteSynchronous, String> {
+    match input {
+        "full" => Ok(SqliteSynchronous::Full),
+        "off" => Ok(SqliteSynchronous::Off),
+        other => Err(format!("{other:?}: expected full (durable) or off (unsafe, for benchmarks only)")),
+    }
+}
+
 /// Opens the store `--database-url` names.
 pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<DynStore> {
+    open_store_with(url, SqliteSettings::default()).await
+}
+
+/// Opens the store `--database-url` names, with SQLite settings (ignored for PostgreSQL).
+pub async fn open_store_with(url: &DatabaseUrl, sqlite: SqliteSettings) -> anyhow::Result<DynStore> {
     match url {
         DatabaseUrl::Sqlite(path) => {
-            let store = SqliteStore::open(path, SqliteSettings::default())
+            let store = SqliteStore::open(path, sqlite)
                 .await
                 .with_context(|| format!("opening the SQLite database {}", path.display()))?;
             Ok(Arc::new(store))
         }
-        DatabaseUrl::Postgres(_) => bail!("PostgreSQL is not yet supported by this build; use --database-url sqlite://FILE"),
+        DatabaseUrl::Postgres(url) => {
+            let store = PostgresStore::open(url, PostgresSettings::default())
+                .await
+                .context("connecting to PostgreSQL (is it running, and does the database in --database-url exist?)")?;
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -219,6 +259,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Qr(args) => qr(args),
         Command::Site(command) => site(command).await,
         Command::Token(command) => token(command).await,
+        Command::Ledger(command) => crate::ledger::cli::run(command).await,
+        Command::Receipt(command) => crate::ledger::cli::run_receipt(command),
+        Command::Subject(command) => crate::ledger::cli::run_subject(command).await,
         Command::Whatsapp(command) => crate::whatsapp::cli::run(command).await,
     }
 }
@@ -228,7 +271,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 pub async fn build_state(args: &ServeArgs, local: SocketAddr) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&args.store.data_dir)
         .with_context(|| format!("creating the data directory {}", args.store.data_dir.display()))?;
-    let store = open_store(&args.store.database_url()).await?;
+    if args.sqlite_synchronous != SqliteSynchronous::Full {
+        tracing::warn!("--sqlite-synchronous is not full: acknowledged consents can be lost on power failure (benchmarks only)");
+    }
+    let store = open_store_with(&args.store.database_url(), SqliteSettings { synchronous: args.sqlite_synchronous }).await?;
     let keys = args.store.keyring()?;
     let origins = args
         .default_origins
@@ -247,12 +293,18 @@ pub async fn build_state(args: &ServeArgs, local: SocketAddr) -> anyhow::Result<
     Ok(AppState {
         store,
         keys: Arc::new(keys),
-        settings: Arc::new(Settings { default_region: args.region, public_url, trust_forwarded_for: args.trust_forwarded_for }),
+        settings: Arc::new(Settings {
+            default_region: args.region,
+            public_url,
+            trust_forwarded_for: args.trust_forwarded_for,
+            jurisdiction: args.jurisdiction.clone(),
+        }),
         assets: Arc::new(Assets::load(&args.widget_dir)),
         limits: Arc::new(RateLimits::new(LimitSettings {
             public_writes_per_minute: args.public_writes_per_minute,
             public_reads_per_minute: args.public_reads_per_minute,
         })),
+        ledger: Arc::new(crate::ledger::Ledger::new()),
     })
 }
 
@@ -284,6 +336,10 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             limits.forget_quiet();
         }
     });
+    if args.checkpoint_interval > 0 {
+        let interval = std::time::Duration::from_secs(args.checkpoint_interval);
+        tokio::spawn(crate::ledger::log::run_schedule(state.ledger.clone(), state.store.clone(), state.keys.clone(), interval));
+    }
     if let Some(demo_listener) = demo_listener {
         let demo = crate::demo::router(&state, &args.demo_dir).await?;
         println!("Example shop page: http://{}/", demo_listener.local_addr()?);
@@ -355,6 +411,17 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 async fn open(store: &StoreArgs) -> anyhow::Result<DynStore> {
     std::fs::create_dir_all(&store.data_dir).with_context(|| format!("creating the data directory {}", store.data_dir.display()))?;
     open_store(&store.database_url()).await
+}
+
+/// Opens the store of a database that must already exist (verification must not create one).
+pub async fn open_existing(store: &StoreArgs) -> anyhow::Result<DynStore> {
+    let url = store.database_url();
+    if let DatabaseUrl::Sqlite(path) = &url {
+        if !path.exists() {
+            bail!("there is no database at {}; pass --data-dir or --database-url sqlite://FILE", path.display());
+        }
+    }
+    open_store(&url).await
 }
 
 async fn find_site(store: &DynStore, key: &str) -> anyhow::Result<crate::store::Site> {

@@ -55,10 +55,10 @@ pub fn prepare(site_id: &str, lang: Lang, intro: &str, purposes: Vec<NoticePurpo
             return Err(format!("purpose {} is listed twice", p.purpose));
         }
     }
-    if let Some(url) = &privacy_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
-            return Err("privacy_url must be an http(s) URL of at most 2000 characters".into());
-        }
+    if let Some(url) = &privacy_url
+        && (!(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000)
+    {
+        return Err("privacy_url must be an http(s) URL of at most 2000 characters".into());
     }
     let canonical = canonical_text(intro, &purposes, privacy_url.as_deref());
     Ok(NewNotice {

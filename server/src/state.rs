@@ -8,6 +8,7 @@ use cornetta_shared::Region;
 
 use crate::assets::Assets;
 use crate::keys::Keyring;
+use crate::ledger::Ledger;
 use crate::limits::RateLimits;
 use crate::store::DynStore;
 
@@ -20,6 +21,8 @@ pub struct Settings {
     pub public_url: String,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// The jurisdiction consent receipts name (Kantara `jurisdiction`).
+    pub jurisdiction: String,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub assets: Arc<Assets>,
     pub limits: Arc<RateLimits>,
+    /// Each site's Merkle tree and checkpoints.
+    pub ledger: Arc<Ledger>,
 }
 
 impl FromRef<AppState> for DynStore {

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod bench;
+pub mod load;
+pub mod pg;
+
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
@@ -26,9 +30,11 @@ pub fn cornetta_bin() -> PathBuf {
         if let Some(bin) = std::env::var_os("CORNETTA_BIN") {
             return PathBuf::from(bin);
         }
-        // target/<profile>/deps/<test exe>: the binary is in target/<profile>/.
+        // target/<profile>/deps/<test exe>, or target/<profile>/<bin> for the bench: the
+        // binary is in target/<profile>/.
         let exe = std::env::current_exe().expect("the test knows its own path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("test executables live in target/<profile>/deps");
+        let exe_dir = exe.parent().expect("an executable lives in a directory");
+        let profile_dir = if exe_dir.file_name().is_some_and(|n| n == "deps") { exe_dir.parent().unwrap_or(exe_dir) } else { exe_dir };
         let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -197,6 +203,11 @@ impl Server {
         Ok(())
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(Child::id)
+    }
+
     /// `url` + `path`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
@@ -252,7 +263,7 @@ impl Drop for Server {
 
 /// An HTTP client for tests (no proxy, short timeouts).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("a reqwest client")
+    reqwest::Client::builder().no_proxy().user_agent("cornetta-tests").timeout(Duration::from_secs(30)).build().expect("a reqwest client")
 }
 
 /// Waits until `check` holds, polling every 25 ms, for at most `timeout`.

@@ -46,10 +46,10 @@ pub(crate) fn locked_wasm_bindgen() -> Result<String> {
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("reading Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line.trim() == "name = \"wasm-bindgen\"" {
-            if let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = \"")) {
-                return Ok(version.trim_end_matches('"').to_owned());
-            }
+        if line.trim() == "name = \"wasm-bindgen\""
+            && let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = \""))
+        {
+            return Ok(version.trim_end_matches('"').to_owned());
         }
     }
     Err("Cargo.lock has no wasm-bindgen entry; run `cargo generate-lockfile`".into())
@@ -118,12 +118,27 @@ pub(crate) fn check_postgres() -> Result {
         .to_owned();
     let host_port = if host_port.contains(':') { host_port } else { format!("{host_port}:5432") };
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&host_port).ok().and_then(|mut a| a.next());
-    let reachable = addr.is_some_and(|a| std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)).is_ok());
-    if reachable {
-        Ok(())
-    } else {
-        Err(format!(
-            "PostgreSQL is not reachable at {host_port} (from {url}); start it (Debian: pg_ctlcluster 15 main start) or set CORNETTA_TEST_PG_URL to a server whose user may create databases"
-        ))
+    let reachable = || addr.is_some_and(|a| std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)).is_ok());
+    if reachable() {
+        return Ok(());
     }
+    // A local Debian cluster that is merely stopped (e.g. after a crash) can be started.
+    if let Some(clusters) = output(Command::new("pg_lsclusters").arg("--no-header")) {
+        for line in clusters.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [version, name, _port, "down", ..] = fields.as_slice() {
+                eprintln!("xtask: PostgreSQL cluster {version}/{name} is down; starting it");
+                let _ = status(Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", version, name, "start"]));
+            }
+        }
+        for _ in 0..50 {
+            if reachable() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    Err(format!(
+        "PostgreSQL is not reachable at {host_port} (from {url}); start it (Debian: pg_ctlcluster 15 main start) or set CORNETTA_TEST_PG_URL to a server whose user may create databases"
+    ))
 }

@@ -173,19 +173,19 @@ async fn withdraw(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    site: Option<String>,
-    phone: Option<String>,
-    region: Option<String>,
-    reference: Option<String>,
-    purpose: Option<String>,
-    action: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    cursor: Option<String>,
-    limit: Option<String>,
+    pub(crate) site: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) reference: Option<String>,
+    pub(crate) purpose: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
-fn parse_time(name: &str, value: &str) -> Result<jiff::Timestamp, ApiError> {
+pub(crate) fn parse_time(name: &str, value: &str) -> Result<jiff::Timestamp, ApiError> {
     value.parse::<jiff::Timestamp>().map_err(|_| {
         ApiError::invalid(
             "invalid_time",
@@ -235,10 +235,10 @@ pub(crate) async fn filter_from_query(state: &AppState, bearer: &Bearer, q: &Lis
     if let Some(to) = q.to.as_deref() {
         filter.to = Some(parse_time("to", to)?);
     }
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
-        if from >= to {
-            return Err(ApiError::invalid("invalid_time", "from must be earlier than to"));
-        }
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from >= to
+    {
+        return Err(ApiError::invalid("invalid_time", "from must be earlier than to"));
     }
     if let Some(cursor) = q.cursor.as_deref() {
         filter.after = Some(EventId::parse(cursor).map_err(|_| ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?);

@@ -2,8 +2,10 @@
 //! the extractors every route shares (JSON and query with our error shape, bearer tokens,
 //! the public site key + Origin check, the client address).
 
+mod audit;
 mod consents;
 mod health;
+mod ledger;
 mod link;
 mod sites;
 mod whatsapp;
@@ -48,6 +50,9 @@ pub fn app(state: AppState) -> Router {
         .merge(widget::router())
         .merge(consents::router())
         .merge(sites::router())
+        .merge(ledger::router())
+        .merge(audit::router())
+        .merge(ledger::public_router())
         .merge(whatsapp::router())
         .merge(public)
         .fallback(not_found)
@@ -147,10 +152,10 @@ impl Bearer {
         if !self.0.has_role(role) {
             return Err(ApiError::forbidden("wrong_role", format!("this needs a token with role {role} (this one is {})", self.0.role)));
         }
-        if let Some(site) = site {
-            if !self.0.reaches_site(&site.id) {
-                return Err(ApiError::forbidden("wrong_site", format!("this token is not valid for site {}", site.key)));
-            }
+        if let Some(site) = site
+            && !self.0.reaches_site(&site.id)
+        {
+            return Err(ApiError::forbidden("wrong_site", format!("this token is not valid for site {}", site.key)));
         }
         Ok(())
     }

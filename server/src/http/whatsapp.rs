@@ -9,9 +9,11 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use cornetta_shared::{Purpose, SiteKey};
+use cornetta_shared::{Action, EventId, SiteKey};
 use serde::{Deserialize, Serialize};
 
+use super::audit::{PurposeAnswer, event_ref};
+use super::ledger::site_param;
 use super::link::parse_phone;
 use super::{ApiJson, ApiQuery, Bearer, ClientIp};
 use crate::consents::now;
@@ -21,7 +23,7 @@ use crate::state::AppState;
 use crate::store::whatsapp::{MetaApp, OptOutSettings, PhoneNumberId, WaNumber};
 use crate::store::{Role, Site};
 use crate::whatsapp::inbound::{self, Delivery};
-use crate::whatsapp::{WEBHOOK_BODY_LIMIT, apps, notification, optout, signature, status};
+use crate::whatsapp::{WEBHOOK_BODY_LIMIT, apps, notification, optout, signature, window};
 
 pub(super) fn router() -> Router<AppState> {
     // Meta's notifications can be up to 3 MB, more than the API's JSON limit.
@@ -302,13 +304,17 @@ struct WindowQuery {
     region: Option<String>,
 }
 
+/// `GET /v1/subjects/{phone}/window`: the window, next to the person's consent per purpose
+/// exactly as `GET /v1/subjects/{phone}/status` derives it (now).
 #[derive(Debug, Serialize)]
-struct WindowView {
+struct WindowAnswer {
     site: SiteKey,
     phone: String,
     checked_at: String,
+    /// Whether the number has any record at this site.
+    known: bool,
     window: WindowPart,
-    consent: Vec<PurposePart>,
+    purposes: Vec<PurposeLine>,
 }
 
 /// Whether free-form messages may be sent now (Meta's customer-service window).
@@ -320,56 +326,49 @@ struct WindowPart {
 }
 
 #[derive(Debug, Serialize)]
-struct PurposePart {
-    purpose: Purpose,
-    /// granted, withdrawn or none.
-    status: &'static str,
-    /// Bound to this number by the person's own WhatsApp message.
+struct PurposeLine {
+    #[serde(flatten)]
+    status: PurposeAnswer,
+    /// The consent that holds was bound to this number by the person's own WhatsApp message
+    /// (a `confirmed` event among its proof), not only typed in by someone.
     confirmed: bool,
-    events: Vec<String>,
 }
 
-/// `GET /v1/subjects/{phone}/window?site=`: has the person written to the site in the last
-/// 24 hours (and until when may the business answer freely), next to their consent per
-/// purpose.
-async fn window(State(state): State<AppState>, bearer: Bearer, Path(phone): Path<String>, ApiQuery(q): ApiQuery<WindowQuery>) -> Result<ApiJson<WindowView>, ApiError> {
-    bearer.require(Role::Auditor, None)?;
-    let site = match q.site.as_deref() {
-        Some(key) => site_for(&state, key).await?,
-        None => {
-            let id = bearer
-                .0
-                .site_id
-                .clone()
-                .ok_or_else(|| ApiError::invalid("missing_site", "name the site: site=pk_… (this token is valid for every site)"))?;
-            state.store.site_by_id(&id).await?.ok_or_else(|| ApiError::NotFound("the token's site no longer exists".into()))?
-        }
-    };
-    bearer.require(Role::Auditor, Some(&site))?;
+/// Has the person written to the site in the last 24 hours (and until when may the
+/// business answer freely), next to their consent per purpose. Auditors and admins.
+async fn window(State(state): State<AppState>, bearer: Bearer, Path(phone): Path<String>, ApiQuery(q): ApiQuery<WindowQuery>) -> Result<ApiJson<WindowAnswer>, ApiError> {
+    let site = site_param(&state, &bearer, Role::Auditor, q.site.as_deref()).await?;
     let phone = parse_phone(&state.settings, Some(&phone), q.region.as_deref())?;
     let wa = apps::tables(&state.store)?;
     let checked_at = now();
     let last = inbound::last_message_at(wa, &state.keys, &site.id, &phone).await?;
-    let w = status::window(last, checked_at);
-    let person = status::person_events(&state.store, &state.keys, &site.id, &phone).await?;
-    let consent = status::by_purpose(&person, checked_at)
-        .into_iter()
-        .map(|s| PurposePart {
-            purpose: s.purpose,
-            status: s.state.as_str(),
-            confirmed: s.confirmed,
-            events: s.events.iter().map(ToString::to_string).collect(),
+    let w = window::window(last, checked_at);
+    let found = crate::status::of_phone(&state.store, &state.keys, &site, &phone, checked_at).await?;
+    let event = |id: &EventId| found.events.iter().find(|e| &e.id == id);
+    let purposes = found
+        .purposes
+        .iter()
+        .map(|s| PurposeLine {
+            confirmed: s.proof.iter().filter_map(event).any(|e| e.action == Action::Confirmed),
+            status: PurposeAnswer {
+                purpose: s.purpose,
+                consented: s.consented,
+                since: s.since.map(|t| t.to_string()),
+                proof: s.proof.iter().filter_map(event).map(event_ref).collect(),
+                ended_by: s.ended_by.as_ref().and_then(event).map(event_ref),
+            },
         })
         .collect();
-    Ok(ApiJson(WindowView {
+    Ok(ApiJson(WindowAnswer {
         site: site.key.clone(),
         phone: phone.to_string(),
         checked_at: checked_at.to_string(),
+        known: !found.subjects.is_empty(),
         window: WindowPart {
             open: w.open,
             last_message_at: w.last_message_at.map(|t| t.to_string()),
             open_until: w.open_until.map(|t| t.to_string()),
         },
-        consent,
+        purposes,
     }))
 }

@@ -4,6 +4,7 @@
 //! them (the SQL schema refuses both with triggers). The only mutable rows are
 //! configuration (sites, tokens) and subject keys, which erasure destroys (GDPR Art. 17).
 
+pub mod postgres;
 pub mod sqlite;
 pub mod whatsapp;
 
@@ -280,6 +281,62 @@ pub struct EventFilter {
     pub after: Option<EventId>,
 }
 
+/// A stored event row exactly as it is in the database, unparsed: what ledger verification
+/// recomputes (a tampered row must be reported, not fail to parse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    pub id: String,
+    pub site_id: String,
+    pub seq: i64,
+    pub action: String,
+    pub method: String,
+    pub reference: String,
+    pub subject_id: String,
+    pub purposes: String,
+    pub notice_id: Option<String>,
+    pub notice_sha256: Option<String>,
+    pub personal: Option<Vec<u8>>,
+    pub details: String,
+    pub actor: String,
+    pub recorded_at: i64,
+    pub leaf_hash: String,
+}
+
+/// A signed checkpoint of a site's log (see `ledger::checkpoint`). Append-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// `ckp_<UUIDv7>`, time-ordered.
+    pub id: String,
+    pub site_id: String,
+    pub tree_size: u64,
+    pub root_hash: [u8; 32],
+    pub signed_at: Timestamp,
+    /// The whole C2SP signed note; the other fields repeat what it says.
+    pub note: String,
+}
+
+/// An event for an export, with its subject's wrapped key (`None` once erased) so that
+/// a million rows need no per-row subject lookup.
+#[derive(Debug, Clone)]
+pub struct ExportRow {
+    pub event: StoredEvent,
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+/// What [`Store::person_events`] finds.
+#[derive(Debug, Clone, Default)]
+pub struct PersonEvents {
+    /// The person's subject ids at the site (none when the number is unknown there).
+    pub subjects: Vec<String>,
+    pub events: Vec<StoredEvent>,
+}
+
+/// Most events [`Store::person_events`] returns for one person.
+pub const MAX_PERSON_EVENTS: u32 = 10_000;
+
+/// A stream of store rows that owns what it needs (it can be an HTTP body).
+pub type RowStream<T> = futures::stream::BoxStream<'static, StoreResult<T>>;
+
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Which backend, for logs and `/healthz`.
@@ -320,6 +377,30 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The `granted` event of a reference at a site.
     async fn grant_by_reference(&self, site_id: &str, reference: &Reference) -> StoreResult<Option<StoredEvent>>;
     async fn event(&self, id: &EventId) -> StoreResult<Option<StoredEvent>>;
+
+    // --- The ledger (issue 3): Merkle tree, checkpoints, verification, erasure, export. ---
+
+    /// The number of events in a site's log, its Merkle tree size: `MAX(seq) + 1`.
+    async fn tree_size(&self, site_id: &str) -> StoreResult<u64>;
+    /// Stored leaf hashes of positions `from..to` of a site's log, in `seq` order. A
+    /// position with no row is `Corrupt` (the log has a gap: run `cornetta ledger verify`).
+    async fn leaf_hashes(&self, site_id: &str, from: u64, to: u64) -> StoreResult<Vec<[u8; 32]>>;
+    /// Every row of a site's log exactly as stored, in `(seq, id)` order, in batches.
+    fn raw_events(&self, site_id: &str) -> RowStream<Vec<RawEvent>>;
+    /// Stores a signed checkpoint.
+    async fn add_checkpoint(&self, checkpoint: StoredCheckpoint) -> StoreResult<()>;
+    /// A site's checkpoints, newest first, those with an id below `before` when given.
+    async fn checkpoints(&self, site_id: &str, before: Option<&str>, limit: u32) -> StoreResult<Vec<StoredCheckpoint>>;
+    /// Destroys the keys of these subjects and forgets their lookup hash (GDPR Art. 17);
+    /// returns the ids that were erased by this call (already erased ones are skipped).
+    async fn erase_subjects(&self, ids: &[String], at: Timestamp) -> StoreResult<Vec<String>>;
+    /// A person's subject at a site (by lookup hash) and every event that can bear on their
+    /// consent: their subject's events and those carrying a reference confirmed to them,
+    /// in `seq` order (status lookups; see `status::derive`).
+    async fn person_events(&self, site_id: &str, lookup: &str) -> StoreResult<PersonEvents>;
+    /// Events matching `filter` in id order with their subjects' wrapped keys, streamed
+    /// from the database cursor in constant memory (exports).
+    fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>>;
 
     /// The WhatsApp webhook's tables; `None` on a backend that does not have them yet.
     fn whatsapp(&self) -> Option<&dyn whatsapp::WhatsappStore> {

@@ -18,7 +18,8 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    EventFilter, NewEvent, NewNotice, NewSite, NewToken, Notice, Site, StoreError, StoreResult, StoredEvent, Subject, TokenInfo,
+    EventFilter, ExportRow, NewEvent, PersonEvents, NewNotice, NewSite, NewToken, Notice, RawEvent, RowStream, Site, StoreError, StoreResult,
+    StoredCheckpoint, StoredEvent, Subject, TokenInfo,
 };
 use crate::ledger;
 
@@ -187,6 +188,86 @@ fn subject_from_row(row: &SqliteRow) -> StoreResult<Subject> {
     })
 }
 
+fn parse_leaf_hash(text: &str) -> StoreResult<[u8; 32]> {
+    hex::decode(text).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| corrupt("event leaf hash", text))
+}
+
+fn raw_from_row(row: &SqliteRow) -> StoreResult<RawEvent> {
+    Ok(RawEvent {
+        id: row.try_get(0)?,
+        site_id: row.try_get(1)?,
+        seq: row.try_get(2)?,
+        action: row.try_get(3)?,
+        method: row.try_get(4)?,
+        reference: row.try_get(5)?,
+        subject_id: row.try_get(6)?,
+        purposes: row.try_get(7)?,
+        notice_id: row.try_get(8)?,
+        notice_sha256: row.try_get(9)?,
+        personal: row.try_get(10)?,
+        details: row.try_get(11)?,
+        actor: row.try_get(12)?,
+        recorded_at: row.try_get(13)?,
+        leaf_hash: row.try_get(14)?,
+    })
+}
+
+fn checkpoint_from_row(row: &SqliteRow) -> StoreResult<StoredCheckpoint> {
+    Ok(StoredCheckpoint {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        tree_size: row.try_get::<i64, _>("tree_size")? as u64,
+        root_hash: parse_leaf_hash(row.try_get("root_hash")?)?,
+        signed_at: from_micros(row.try_get("signed_at")?)?,
+        note: row.try_get("note")?,
+    })
+}
+
+/// Rows per batch a stream hands over: large enough that the channel costs nothing per
+/// row, small enough that memory stays constant.
+const STREAM_BATCH: usize = 512;
+
+/// A stream fed by a task: `produce` sends batches until done or until the consumer is
+/// gone (the send fails, the task ends and its database cursor closes).
+pub(crate) fn spawn_stream<T, F, Fut>(produce: F) -> RowStream<T>
+where
+    T: Send + 'static,
+    F: FnOnce(mpsc::Sender<StoreResult<T>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    // Two batches in flight: the database reads ahead while the consumer works.
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(produce(tx));
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+}
+
+/// Parses rows from a cursor and sends them in batches; stops at the first error.
+pub(crate) async fn forward_batches<R, T>(
+    mut rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
+    parse: impl Fn(&R) -> StoreResult<T>,
+    tx: mpsc::Sender<StoreResult<Vec<T>>>,
+) {
+    use futures::StreamExt;
+    let mut batch = Vec::with_capacity(STREAM_BATCH);
+    while let Some(row) = rows.next().await {
+        match row.map_err(StoreError::from).and_then(|r| parse(&r)) {
+            Ok(item) => {
+                batch.push(item);
+                if batch.len() == STREAM_BATCH && tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                let _ = tx.send(Err(err)).await;
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(Ok(batch)).await;
+    }
+}
+
 /// Parses a stored event row (shared with verification tools).
 pub fn event_from_row(row: &SqliteRow) -> StoreResult<StoredEvent> {
     let purposes: String = row.try_get("purposes")?;
@@ -196,11 +277,7 @@ pub fn event_from_row(row: &SqliteRow) -> StoreResult<StoredEvent> {
         .map(cornetta_shared::Purpose::from_str)
         .collect::<Result<_, _>>()
         .map_err(|e| corrupt("event purposes", e))?;
-    let leaf: String = row.try_get("leaf_hash")?;
-    let leaf_hash = hex::decode(&leaf)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| corrupt("event leaf hash", &leaf))?;
+    let leaf_hash = parse_leaf_hash(row.try_get("leaf_hash")?)?;
     let action: String = row.try_get("action")?;
     let method: String = row.try_get("method")?;
     Ok(StoredEvent {
@@ -416,6 +493,135 @@ impl super::Store for SqliteStore {
         row.as_ref().map(event_from_row).transpose()
     }
 
+    async fn tree_size(&self, site_id: &str) -> StoreResult<u64> {
+        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM consent_events WHERE site_id = ?")
+            .bind(site_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(next as u64)
+    }
+
+    async fn leaf_hashes(&self, site_id: &str, from: u64, to: u64) -> StoreResult<Vec<[u8; 32]>> {
+        let rows = sqlx::query("SELECT seq, leaf_hash FROM consent_events WHERE site_id = ? AND seq >= ? AND seq < ? ORDER BY seq")
+            .bind(site_id)
+            .bind(from as i64)
+            .bind(to as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let seq: i64 = row.try_get(0)?;
+            if seq != (from + i as u64) as i64 {
+                return Err(StoreError::Corrupt(format!(
+                    "the log of site {site_id} has no event at seq {}; run `cornetta ledger verify`",
+                    from + i as u64
+                )));
+            }
+            out.push(parse_leaf_hash(row.try_get(1)?)?);
+        }
+        if out.len() as u64 != to - from {
+            return Err(StoreError::Corrupt(format!(
+                "the log of site {site_id} ends at seq {} before {to}; run `cornetta ledger verify`",
+                from + out.len() as u64
+            )));
+        }
+        Ok(out)
+    }
+
+    fn raw_events(&self, site_id: &str) -> RowStream<Vec<RawEvent>> {
+        let pool = self.pool.clone();
+        let site_id = site_id.to_owned();
+        spawn_stream(move |tx| async move {
+            let rows = sqlx::query(
+                "SELECT id, site_id, seq, action, method, reference, subject_id, purposes, notice_id, notice_sha256, personal,
+                        details, actor, recorded_at, leaf_hash
+                 FROM consent_events WHERE site_id = ? ORDER BY seq, id",
+            )
+            .bind(site_id)
+            .fetch(&pool);
+            forward_batches(rows, raw_from_row, tx).await;
+        })
+    }
+
+    async fn add_checkpoint(&self, c: StoredCheckpoint) -> StoreResult<()> {
+        sqlx::query("INSERT INTO ledger_checkpoints (id, site_id, tree_size, root_hash, signed_at, note) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&c.id)
+            .bind(&c.site_id)
+            .bind(c.tree_size as i64)
+            .bind(hex::encode(c.root_hash))
+            .bind(micros(c.signed_at))
+            .bind(&c.note)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, site_id: &str, before: Option<&str>, limit: u32) -> StoreResult<Vec<StoredCheckpoint>> {
+        let rows = sqlx::query("SELECT * FROM ledger_checkpoints WHERE site_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
+            .bind(site_id)
+            .bind(before)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    async fn erase_subjects(&self, ids: &[String], at: Timestamp) -> StoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let mut erased = Vec::new();
+        for id in ids {
+            let done = sqlx::query("UPDATE subjects SET wrapped_key = NULL, lookup = NULL, erased_at = ? WHERE id = ? AND erased_at IS NULL")
+                .bind(micros(at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 1 {
+                erased.push(id.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(erased)
+    }
+
+    async fn person_events(&self, site_id: &str, lookup: &str) -> StoreResult<PersonEvents> {
+        let mut conn = self.pool.acquire().await?;
+        let subjects: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM subjects WHERE site_id = ? AND lookup = ?").bind(site_id).bind(lookup).fetch_all(&mut *conn).await?;
+        let Some(subject) = subjects.first() else { return Ok(PersonEvents::default()) };
+        // UNIQUE (site_id, lookup): one subject per number and site.
+        let rows = sqlx::query(
+            "SELECT * FROM consent_events WHERE site_id = ?1 AND (subject_id = ?2 OR reference IN
+                 (SELECT reference FROM consent_events WHERE subject_id = ?2 AND action = 'confirmed'))
+             ORDER BY seq LIMIT ?3",
+        )
+        .bind(site_id)
+        .bind(subject)
+        .bind(i64::from(super::MAX_PERSON_EVENTS))
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(PersonEvents { subjects, events: rows.iter().map(event_from_row).collect::<StoreResult<_>>()? })
+    }
+
+    fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>> {
+        let pool = self.pool.clone();
+        spawn_stream(move |tx| async move {
+            // A correlated subquery rather than a join keeps the filter's column names
+            // unambiguous (both tables have `id` and `site_id`).
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT *, (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id) AS subject_key
+                 FROM consent_events WHERE 1 = 1",
+            );
+            push_filter(&mut query, &filter);
+            query.push(" ORDER BY id");
+            let rows = query.build().fetch(&pool);
+            let parse = |row: &SqliteRow| -> StoreResult<ExportRow> {
+                Ok(ExportRow { event: event_from_row(row)?, wrapped_key: row.try_get("subject_key")? })
+            };
+            forward_batches(rows, parse, tx).await;
+        })
+    }
+
     fn whatsapp(&self) -> Option<&dyn super::whatsapp::WhatsappStore> {
         Some(self)
     }
@@ -494,6 +700,20 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
                     job.answer(result);
                 }
             }
+            Err(err) if is_constraint(&err) && batch.len() > 1 => {
+                // One bad event (say, of a site that does not exist) must not fail the
+                // others: write each alone, so that only the offender is refused.
+                tracing::warn!(error = %err, events = batch.len(), "a batch was refused; writing its events one by one");
+                for job in batch.drain(..) {
+                    match write_batch(&mut conn, std::slice::from_ref(&job)).await {
+                        Ok(mut one) => match one.pop() {
+                            Some(done) => job.answer(done),
+                            None => job.fail("the writer lost an event"),
+                        },
+                        Err(err) => job.fail(&err.to_string()),
+                    }
+                }
+            }
             Err(err) => {
                 tracing::error!(error = %err, events = batch.len(), "group commit failed; no event of the batch was stored");
                 let message = err.to_string();
@@ -503,6 +723,11 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
             }
         }
     }
+}
+
+/// A refusal by the schema (a foreign key, a check, a trigger), as opposed to I/O trouble.
+fn is_constraint(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(_))
 }
 
 /// Writes a batch; per-job refusals (a reused reference) are in the inner results.

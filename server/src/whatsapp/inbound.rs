@@ -16,12 +16,12 @@
 use std::collections::HashMap;
 
 use cornetta_shared::api::WhatsappEvidence;
-use cornetta_shared::{Action, EventId, Method, PhoneNumber, Reference};
+use cornetta_shared::{Action, EventId, Method, PhoneNumber, Purpose, Reference};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use super::notification::{Message, Notification};
-use super::{ACTOR, apps, optout, status};
+use super::{ACTOR, apps, optout};
 use crate::consents::{Evidence, new_event_id, now};
 use crate::error::ApiError;
 use crate::keys::Keyring;
@@ -192,14 +192,9 @@ async fn decide(
     let opt_out_text = message.text.as_ref().or(message.button_text.as_ref());
     if let Some(text) = opt_out_text.filter(|t| optout::is_opt_out(t, &ctx.keywords)) {
         let subject = subject_for(store, keys, &ctx.site, phone).await?;
-        let person = status::person_events(store, keys, &ctx.site.id, phone).await?;
         let mut events = Vec::new();
-        for consent in status::fold(&person, now()) {
-            if consent.in_force.is_empty() {
-                continue;
-            }
-            let event = sealed_event(keys, &subject, &consent.grant, Action::Withdrawn, consent.in_force, message, &evidence(Some(text)))?;
-            events.push(event);
+        for (grant, purposes) in consents_in_force(store, keys, &ctx.site, phone).await? {
+            events.push(sealed_event(keys, &subject, &grant, Action::Withdrawn, purposes, message, &evidence(Some(text)))?);
         }
         let outcome = if events.is_empty() { Outcome::NothingToWithdraw } else { Outcome::Withdrawn };
         return Ok(Decision { outcome, events, guard: None });
@@ -226,6 +221,24 @@ async fn decide(
     Ok(Decision::only(outcome))
 }
 
+/// The person's grants whose consent holds now, each with the purposes it still holds, in
+/// log order, as the ledger's status derivation (`crate::status::derive`) sees them.
+async fn consents_in_force(store: &DynStore, keys: &Keyring, site: &Site, phone: &PhoneNumber) -> Result<Vec<(StoredEvent, Vec<Purpose>)>, ApiError> {
+    let found = crate::status::of_phone(store, keys, site, phone, now()).await?;
+    let mut in_force: Vec<(StoredEvent, Vec<Purpose>)> = Vec::new();
+    for status in found.purposes.iter().filter(|s| s.consented) {
+        let grants = status.proof.iter().filter_map(|id| found.events.iter().find(|e| &e.id == id && e.action == Action::Granted));
+        for grant in grants {
+            match in_force.iter_mut().find(|(g, _)| g.id == grant.id) {
+                Some((_, purposes)) => purposes.push(status.purpose),
+                None => in_force.push((grant.clone(), vec![status.purpose])),
+            }
+        }
+    }
+    in_force.sort_by_key(|(g, _)| g.seq);
+    Ok(in_force)
+}
+
 /// The sender's subject at the site, created (with a fresh key) on their first message.
 async fn subject_for(store: &DynStore, keys: &Keyring, site: &Site, phone: &PhoneNumber) -> Result<Subject, ApiError> {
     let id = format!("sub_{}", uuid::Uuid::now_v7().simple());
@@ -248,7 +261,7 @@ fn sealed_event(
     subject: &Subject,
     grant: &StoredEvent,
     action: Action,
-    purposes: Vec<cornetta_shared::Purpose>,
+    purposes: Vec<Purpose>,
     message: &Message,
     evidence: &Evidence,
 ) -> Result<NewEvent, ApiError> {

@@ -17,7 +17,8 @@
 //!
 //! Parts: `notification` (the payload), `signature` (the header), `apps` (Meta apps and
 //! numbers, secrets at rest), `optout` (keywords), `inbound` (what a message records),
-//! `status` (consent status and the window, derived from events), `cli`.
+//! `window` (the 24-hour customer-service window), `cli`. Consent status is the ledger's
+//! (`crate::status`), derived from events.
 
 pub mod apps;
 pub mod cli;
@@ -25,7 +26,7 @@ pub mod inbound;
 pub mod notification;
 pub mod optout;
 pub mod signature;
-pub mod status;
+pub mod window;
 
 /// Largest notification accepted: Meta documents payloads of up to 3 MB.
 pub const WEBHOOK_BODY_LIMIT: usize = 3 * 1024 * 1024;

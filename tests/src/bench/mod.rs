@@ -1,0 +1,5 @@
+//! `cornetta-bench` subcommands, one module per area; figures come from here, never from
+//! timed assertions in tests.
+
+pub mod ledger;
+pub mod store;

@@ -1,0 +1,48 @@
+//! `cornetta-bench`: measures Cornetta's figures on this machine and prints them, one
+//! subcommand per area (`cargo xtask bench` runs it in release mode). Each area's code lives
+//! in `cornetta_tests::bench::<area>`.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cornetta-bench", about = "Measure Cornetta's figures (loopback only, bounded)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Area,
+}
+
+#[derive(Debug, Subcommand)]
+enum Area {
+    /// Durable consent writes/s at 1, 16 and 64 clients: SQLite FULL/OFF, PostgreSQL with two
+    /// servers, pgbench's one-row insert, and the disk's fsync rate, in one run.
+    Store {
+        /// Options of the store bench (`--seconds S`, `--rounds R`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The consent ledger: verify over N events, status lookups at C clients, export vs sqlite3.
+    Ledger {
+        /// Events in the generated log (4 per person).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Concurrent HTTP clients for status lookups.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Status lookups in total.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Keep (and reuse) the generated database in this directory.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Area::Store { args } => cornetta_tests::bench::store::run(&args).await,
+        Area::Ledger { events, clients, requests, dir } => {
+            cornetta_tests::bench::ledger::run(cornetta_tests::bench::ledger::LedgerBench { events, clients, status_requests: requests, dir }).await
+        }
+    }
+}

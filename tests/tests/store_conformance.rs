@@ -1,0 +1,538 @@
+//! One behaviour, two stores: every test here runs through the `Store` trait against a
+//! fresh SQLite file (`sqlite::…`) and a fresh PostgreSQL database (`postgres::…`).
+//!
+//! Each test is written once as `async fn name(db: &mut TestStore)`; the `conformance!`
+//! macro at the bottom makes one `#[tokio::test]` per backend from it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cornetta_server::consents::{new_event_id, new_reference, now};
+use cornetta_server::ledger;
+use cornetta_server::store::{DatabaseUrl, DynStore, EventFilter, NewEvent, NewToken, Role, Site, StoreError, StoredEvent, Subject};
+use cornetta_shared::{Action, EventId, Lang, Method, PhoneNumber, Purpose, Reference};
+use cornetta_tests::pg::TestDatabase;
+use jiff::Timestamp;
+
+/// A store under test, and a second, raw connection to the same database (what someone
+/// with database access could do behind the store's back).
+struct TestStore {
+    store: DynStore,
+    url: DatabaseUrl,
+    _keep: Keep,
+}
+
+enum Keep {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] TestDatabase),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl TestStore {
+    async fn new(backend: Backend) -> Self {
+        let (url, keep) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temp dir");
+                (DatabaseUrl::Sqlite(dir.path().join("cornetta.db")), Keep::Sqlite(dir))
+            }
+            Backend::Postgres => {
+                let db = TestDatabase::create().await.expect("a fresh PostgreSQL database");
+                (DatabaseUrl::Postgres(db.url.clone()), Keep::Postgres(db))
+            }
+        };
+        let store = cornetta_server::cli::open_store(&url).await.expect("the store opens");
+        Self { store, url, _keep: keep }
+    }
+
+    /// Closes the store and opens the same database again (a restart).
+    async fn reopen(&mut self) {
+        self.store = cornetta_server::cli::open_store(&self.url).await.expect("the store opens again");
+    }
+
+    /// Runs one statement on a separate connection; `Err` carries the database's refusal.
+    async fn raw(&self, sql: &str) -> Result<u64, String> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let pool = sqlx::SqlitePool::connect_with(options).await.map_err(|e| e.to_string())?;
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.map_err(|e| e.to_string());
+                pool.close().await;
+                done.map(|d| d.rows_affected())
+            }
+            DatabaseUrl::Postgres(url) => {
+                let pool = sqlx::PgPool::connect(url).await.map_err(|e| e.to_string())?;
+                let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.map_err(|e| e.to_string());
+                pool.close().await;
+                done.map(|d| d.rows_affected())
+            }
+        }
+    }
+}
+
+async fn site(store: &DynStore, business: &str) -> Site {
+    let phone = PhoneNumber::from_e164("+393331234567").expect("a valid number");
+    let (site, notices) = cornetta_server::sites::create(store, business, vec![phone], vec!["https://shop.example".into()], Lang::EN)
+        .await
+        .expect("the site is created");
+    assert!(!notices.is_empty(), "a new site has notices");
+    site
+}
+
+fn fresh_subject(site: &Site) -> Subject {
+    Subject {
+        id: format!("sub_{}", uuid::Uuid::now_v7().simple()),
+        site_id: site.id.clone(),
+        lookup: None,
+        wrapped_key: Some(vec![7; 40]),
+        created_at: now(),
+        erased_at: None,
+    }
+}
+
+/// A widget grant for a new subject, with the site's English notice.
+async fn grant(store: &DynStore, site: &Site, reference: Reference) -> NewEvent {
+    let notice = store.current_notice(&site.id, Lang::EN).await.expect("notice query").expect("an English notice");
+    let subject = fresh_subject(site);
+    NewEvent {
+        id: new_event_id(),
+        site_id: site.id.clone(),
+        action: Action::Granted,
+        method: Method::Widget,
+        reference,
+        subject_id: subject.id.clone(),
+        new_subject: Some(subject),
+        purposes: vec![Purpose::Utility],
+        notice_id: Some(notice.id.clone()),
+        notice_sha256: Some(notice.sha256.clone()),
+        personal: Some(b"sealed evidence".to_vec()),
+        details: "{}".into(),
+        actor: "widget".into(),
+        recorded_at: now(),
+    }
+}
+
+fn withdrawal_of(granted: &StoredEvent) -> NewEvent {
+    NewEvent {
+        id: new_event_id(),
+        site_id: granted.site_id.clone(),
+        action: Action::Withdrawn,
+        method: Method::Admin,
+        reference: granted.reference.clone(),
+        subject_id: granted.subject_id.clone(),
+        new_subject: None,
+        purposes: granted.purposes.clone(),
+        notice_id: granted.notice_id.clone(),
+        notice_sha256: granted.notice_sha256.clone(),
+        personal: None,
+        details: "{\"reason\":\"asked\"}".into(),
+        actor: "token:tok_test".into(),
+        recorded_at: now(),
+    }
+}
+
+/// Every event of every site, in id order.
+async fn all_events(store: &DynStore) -> Vec<StoredEvent> {
+    store.events(&EventFilter::default(), 100_000).await.expect("events")
+}
+
+/// Per site, the seqs must be exactly 0..n, and each leaf must recompute.
+fn assert_logs_are_whole(events: &[StoredEvent]) {
+    let mut by_site: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for event in events {
+        by_site.entry(&event.site_id).or_default().push(event.seq);
+        assert_eq!(ledger::recompute_leaf_hash(event), event.leaf_hash, "leaf hash of {} (seq {})", event.id, event.seq);
+    }
+    for (site, mut seqs) in by_site {
+        seqs.sort_unstable();
+        let expected: Vec<u64> = (0..seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "site {site}: seqs must be 0..n with no gap and no duplicate");
+    }
+}
+
+// ---- sites ------------------------------------------------------------------------------
+
+async fn sites_are_found_by_key_and_id_and_listed_oldest_first(db: &mut TestStore) {
+    let first = site(&db.store, "First Shop").await;
+    let second = site(&db.store, "Second Shop").await;
+    assert_eq!(db.store.site_by_key(&first.key).await.unwrap().as_ref(), Some(&first));
+    assert_eq!(db.store.site_by_id(&second.id).await.unwrap().as_ref(), Some(&second));
+    let listed: Vec<String> = db.store.list_sites().await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(listed, vec![first.id.clone(), second.id.clone()]);
+    assert_eq!(first.phones[0].as_str(), "+393331234567");
+    assert_eq!(first.allowed_origins, vec!["https://shop.example".to_owned()]);
+    assert_eq!(first.widget, serde_json::json!({}));
+    let unknown = cornetta_server::sites::new_site_key();
+    assert_eq!(db.store.site_by_key(&unknown).await.unwrap(), None);
+    assert_eq!(db.store.site_by_id("site_nope").await.unwrap(), None);
+}
+
+async fn site_origins_are_replaced_and_an_unknown_site_is_not_found(db: &mut TestStore) {
+    let shop = site(&db.store, "Origin Shop").await;
+    let origins = vec!["https://a.example".to_owned(), "http://127.0.0.1:8081".to_owned()];
+    db.store.update_site_origins(&shop.id, origins.clone()).await.unwrap();
+    assert_eq!(db.store.site_by_id(&shop.id).await.unwrap().unwrap().allowed_origins, origins);
+    let missing = db.store.update_site_origins("site_nope", vec![]).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+}
+
+// ---- notices ----------------------------------------------------------------------------
+
+async fn notices_get_the_next_version_per_language_and_current_is_the_newest(db: &mut TestStore) {
+    let shop = site(&db.store, "Notice Shop").await;
+    let first = db.store.current_notice(&shop.id, Lang::EN).await.unwrap().expect("an English notice");
+    assert_eq!(first.version, 1);
+    let (intro, purposes) = cornetta_server::notice::template(Lang::EN, "Notice Shop").unwrap();
+    let new = cornetta_server::notice::prepare(&shop.id, Lang::EN, &format!("{intro} Updated."), purposes, Some("https://shop.example/privacy".into()))
+        .unwrap();
+    let second = db.store.publish_notice(new.clone()).await.unwrap();
+    assert_eq!(second.version, 2);
+    assert_eq!(second.canonical_text, new.canonical_text);
+    assert_eq!(second.sha256, new.sha256);
+    assert_eq!(second.published_at.as_microsecond(), new.published_at.as_microsecond(), "times are kept to the microsecond");
+    assert_eq!(db.store.current_notice(&shop.id, Lang::EN).await.unwrap().as_ref(), Some(&second));
+    assert_eq!(db.store.notice(&first.id).await.unwrap().as_ref(), Some(&first), "old versions stay readable");
+    let italian = db.store.current_notice(&shop.id, Lang::parse("it").unwrap()).await.unwrap().unwrap();
+    assert_eq!(italian.version, 1, "versions count per language");
+    assert_eq!(db.store.current_notice(&shop.id, Lang::parse("ja").unwrap()).await.unwrap(), None);
+}
+
+async fn notices_refuse_raw_updates_and_deletes(db: &mut TestStore) {
+    let shop = site(&db.store, "Immutable Shop").await;
+    let notice = db.store.current_notice(&shop.id, Lang::EN).await.unwrap().unwrap();
+    for sql in [
+        format!("UPDATE notices SET canonical_text = 'something else' WHERE id = '{}'", notice.id),
+        format!("DELETE FROM notices WHERE id = '{}'", notice.id),
+    ] {
+        let refused = db.raw(&sql).await;
+        assert!(refused.as_ref().is_err_and(|e| e.contains("notices are immutable")), "{sql}: {refused:?}");
+    }
+    assert_eq!(db.store.notice(&notice.id).await.unwrap().as_ref(), Some(&notice));
+}
+
+// ---- tokens -----------------------------------------------------------------------------
+
+async fn tokens_are_found_by_hash_listed_and_revoked_once(db: &mut TestStore) {
+    let shop = site(&db.store, "Token Shop").await;
+    let global = db
+        .store
+        .create_token(NewToken { id: "tok_global".into(), name: "ops".into(), role: Role::Admin, site_id: None, hash: "a".repeat(64) })
+        .await
+        .unwrap();
+    let scoped = db
+        .store
+        .create_token(NewToken {
+            id: "tok_scoped".into(),
+            name: "auditor".into(),
+            role: Role::Auditor,
+            site_id: Some(shop.id.clone()),
+            hash: "b".repeat(64),
+        })
+        .await
+        .unwrap();
+    assert_eq!((global.role, global.site_id.as_deref(), global.revoked_at), (Role::Admin, None, None));
+    assert_eq!(db.store.token_by_hash(&"b".repeat(64)).await.unwrap().as_ref(), Some(&scoped));
+    assert_eq!(db.store.token_by_hash(&"c".repeat(64)).await.unwrap(), None);
+    let listed: Vec<String> = db.store.list_tokens().await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(listed, vec!["tok_global".to_owned(), "tok_scoped".to_owned()]);
+
+    assert!(db.store.revoke_token("tok_scoped").await.unwrap());
+    assert!(!db.store.revoke_token("tok_scoped").await.unwrap(), "a revoked token is not revoked twice");
+    assert!(!db.store.revoke_token("tok_nope").await.unwrap());
+    let revoked = db.store.token_by_hash(&"b".repeat(64)).await.unwrap().expect("revoked tokens are still found");
+    assert!(revoked.revoked_at.is_some());
+}
+
+// ---- subjects ---------------------------------------------------------------------------
+
+async fn a_lookup_gives_one_subject_per_site_and_keeps_the_first_key(db: &mut TestStore) {
+    let one = site(&db.store, "One Shop").await;
+    let two = site(&db.store, "Two Shop").await;
+    let lookup = "f".repeat(64);
+    let mut first = fresh_subject(&one);
+    first.lookup = Some(lookup.clone());
+    let created = db.store.subject_for_lookup(first.clone()).await.unwrap();
+    assert_eq!(created, first);
+    let mut again = fresh_subject(&one);
+    again.lookup = Some(lookup.clone());
+    again.wrapped_key = Some(vec![9; 40]);
+    assert_eq!(db.store.subject_for_lookup(again).await.unwrap(), first, "the same number at the same site is the same person");
+    let mut elsewhere = fresh_subject(&two);
+    elsewhere.lookup = Some(lookup.clone());
+    let other = db.store.subject_for_lookup(elsewhere).await.unwrap();
+    assert_ne!(other.id, first.id);
+    let found: Vec<String> = db.store.subjects_by_lookup(&lookup).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(found.len(), 2);
+    assert!(found.contains(&first.id) && found.contains(&other.id));
+    assert_eq!(db.store.subject(&first.id).await.unwrap().as_ref(), Some(&first));
+    assert_eq!(db.store.subject("sub_nope").await.unwrap(), None);
+    let no_lookup = db.store.subject_for_lookup(fresh_subject(&one)).await;
+    assert!(matches!(no_lookup, Err(StoreError::Invalid(_))), "{no_lookup:?}");
+}
+
+// ---- appending --------------------------------------------------------------------------
+
+async fn an_appended_event_reads_back_exactly_with_its_new_subject(db: &mut TestStore) {
+    let shop = site(&db.store, "Append Shop").await;
+    let new = grant(&db.store, &shop, new_reference()).await;
+    let subject = new.new_subject.clone().unwrap();
+    let stored = db.store.append(new.clone()).await.unwrap();
+    assert_eq!(stored.seq, 0);
+    assert_eq!(stored.leaf_hash, ledger::leaf_hash_of_new(&new, 0));
+    assert_eq!(db.store.event(&stored.id).await.unwrap().as_ref(), Some(&stored));
+    assert_eq!(db.store.grant_by_reference(&shop.id, &stored.reference).await.unwrap().as_ref(), Some(&stored));
+    assert_eq!(db.store.subject(&subject.id).await.unwrap().as_ref(), Some(&subject), "the subject is created with its event");
+    let unknown_event = EventId::parse(&format!("evt_{}", uuid::Uuid::now_v7().simple())).unwrap();
+    assert_eq!(db.store.event(&unknown_event).await.unwrap(), None);
+    assert_eq!(db.store.grant_by_reference(&shop.id, &new_reference()).await.unwrap(), None);
+}
+
+async fn concurrent_appends_give_each_site_a_gap_free_seq(db: &mut TestStore) {
+    let sites = [site(&db.store, "Busy Shop").await, site(&db.store, "Other Shop").await];
+    let mut events = Vec::new();
+    for i in 0..300 {
+        events.push(grant(&db.store, &sites[i % 2], new_reference()).await);
+    }
+    let tasks: Vec<_> = events
+        .into_iter()
+        .map(|event| {
+            let store = Arc::clone(&db.store);
+            tokio::spawn(async move { store.append(event).await })
+        })
+        .collect();
+    let mut returned = Vec::new();
+    for task in tasks {
+        returned.push(task.await.unwrap().expect("every append succeeds"));
+    }
+    let stored = all_events(&db.store).await;
+    assert_eq!(stored.len(), 300);
+    assert_logs_are_whole(&stored);
+    for event in &returned {
+        assert!(stored.contains(event), "what append returned is what is stored: {}", event.id);
+    }
+}
+
+async fn a_reused_reference_is_a_conflict_and_the_rest_of_its_batch_is_stored(db: &mut TestStore) {
+    let shop = site(&db.store, "Conflict Shop").await;
+    let taken = new_reference();
+    let first = db.store.append(grant(&db.store, &shop, taken.clone()).await).await.unwrap();
+    // Sent together, so that the writer batches the duplicates with good events: both the
+    // reference already stored and one reused inside the batch.
+    let inside = new_reference();
+    let mut events = vec![grant(&db.store, &shop, taken.clone()).await];
+    for i in 0..40 {
+        let reference = if i % 10 == 0 { inside.clone() } else { new_reference() };
+        events.push(grant(&db.store, &shop, reference).await);
+    }
+    let tasks: Vec<_> = events
+        .into_iter()
+        .map(|event| {
+            let store = Arc::clone(&db.store);
+            tokio::spawn(async move { store.append(event).await })
+        })
+        .collect();
+    let (mut ok, mut conflicts) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict(message)) => {
+                assert!(message.contains("already used"), "{message}");
+                conflicts += 1;
+            }
+            Err(other) => panic!("a reused reference must be a conflict, not {other:?}"),
+        }
+    }
+    // `taken` once more, `inside` three of four times.
+    assert_eq!((ok, conflicts), (37, 4));
+    assert_eq!(db.store.grant_by_reference(&shop.id, &taken).await.unwrap().as_ref(), Some(&first));
+    let stored = all_events(&db.store).await;
+    assert_eq!(stored.len(), 38);
+    assert_logs_are_whole(&stored);
+}
+
+async fn a_withdrawal_reuses_its_grants_reference(db: &mut TestStore) {
+    let shop = site(&db.store, "Withdraw Shop").await;
+    let granted = db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap();
+    let withdrawn = db.store.append(withdrawal_of(&granted)).await.unwrap();
+    assert_eq!((withdrawn.seq, withdrawn.action), (1, Action::Withdrawn));
+    let again = db.store.append(withdrawal_of(&granted)).await.unwrap();
+    assert_eq!(again.seq, 2, "withdrawing twice is two events");
+    assert_eq!(db.store.grant_by_reference(&shop.id, &granted.reference).await.unwrap().as_ref(), Some(&granted));
+}
+
+async fn an_event_of_an_unknown_site_is_refused_alone(db: &mut TestStore) {
+    let shop = site(&db.store, "Real Shop").await;
+    let mut bad = grant(&db.store, &shop, new_reference()).await;
+    bad.site_id = "site_nope".into();
+    if let Some(subject) = &mut bad.new_subject {
+        subject.site_id = "site_nope".into();
+    }
+    let good = grant(&db.store, &shop, new_reference()).await;
+    let (bad, good) = tokio::join!(db.store.append(bad), db.store.append(good));
+    assert!(bad.is_err(), "an event of no site is refused: {bad:?}");
+    assert_eq!(good.expect("the good event is stored").seq, 0);
+    assert_logs_are_whole(&all_events(&db.store).await);
+}
+
+async fn consent_events_refuse_raw_updates_and_deletes(db: &mut TestStore) {
+    let shop = site(&db.store, "Evidence Shop").await;
+    let stored = db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap();
+    for sql in [
+        format!("UPDATE consent_events SET actor = 'someone else' WHERE id = '{}'", stored.id),
+        format!("UPDATE consent_events SET seq = seq + 1 WHERE id = '{}'", stored.id),
+        format!("DELETE FROM consent_events WHERE id = '{}'", stored.id),
+        "DELETE FROM consent_events".to_owned(),
+    ] {
+        let refused = db.raw(&sql).await;
+        assert!(refused.as_ref().is_err_and(|e| e.contains("append-only")), "{sql}: {refused:?}");
+    }
+    assert_eq!(db.store.event(&stored.id).await.unwrap().as_ref(), Some(&stored));
+}
+
+// ---- reading ----------------------------------------------------------------------------
+
+async fn events_filter_by_site_person_reference_purpose_action_and_time(db: &mut TestStore) {
+    let shop = site(&db.store, "Filter Shop").await;
+    let other = site(&db.store, "Elsewhere").await;
+    let mut marketing = grant(&db.store, &shop, new_reference()).await;
+    marketing.purposes = vec![Purpose::Utility, Purpose::Marketing];
+    let a = db.store.append(marketing).await.unwrap();
+    let b = db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap();
+    let withdrawn = db.store.append(withdrawal_of(&b)).await.unwrap();
+    let c = db.store.append(grant(&db.store, &other, new_reference()).await).await.unwrap();
+
+    let ids = |events: Vec<StoredEvent>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let query = |filter: EventFilter| {
+        let store = Arc::clone(&db.store);
+        async move { ids(store.events(&filter, 100).await.unwrap()) }
+    };
+    let cases: Vec<(&str, EventFilter, Vec<EventId>)> = vec![
+        ("everything", EventFilter::default(), vec![a.id.clone(), b.id.clone(), withdrawn.id.clone(), c.id.clone()]),
+        ("one site", EventFilter { site_id: Some(other.id.clone()), ..Default::default() }, vec![c.id.clone()]),
+        (
+            "a purpose, matched as a whole name",
+            EventFilter { purpose: Some(Purpose::Marketing), ..Default::default() },
+            vec![a.id.clone()],
+        ),
+        ("an action", EventFilter { action: Some(Action::Withdrawn), ..Default::default() }, vec![withdrawn.id.clone()]),
+        (
+            "a subject",
+            EventFilter { subjects: Some(vec![b.subject_id.clone()]), ..Default::default() },
+            vec![b.id.clone(), withdrawn.id.clone()],
+        ),
+        (
+            "a subject or a reference",
+            EventFilter {
+                subjects: Some(vec![c.subject_id.clone()]),
+                references: Some(vec![a.reference.clone()]),
+                ..Default::default()
+            },
+            vec![a.id.clone(), c.id.clone()],
+        ),
+        ("a person nobody knows", EventFilter { subjects: Some(vec![]), references: Some(vec![]), ..Default::default() }, vec![]),
+        (
+            "from is inclusive",
+            EventFilter { from: Some(withdrawn.recorded_at), ..Default::default() },
+            vec![withdrawn.id.clone(), c.id.clone()],
+        ),
+        ("to is exclusive", EventFilter { to: Some(b.recorded_at), ..Default::default() }, vec![a.id.clone()]),
+        (
+            "conditions combine",
+            EventFilter { site_id: Some(shop.id.clone()), action: Some(Action::Granted), purpose: Some(Purpose::Utility), ..Default::default() },
+            vec![a.id.clone(), b.id.clone()],
+        ),
+    ];
+    for (what, filter, expected) in cases {
+        assert_eq!(query(filter).await, expected, "{what}");
+    }
+}
+
+async fn events_page_in_id_order_after_a_cursor(db: &mut TestStore) {
+    let shop = site(&db.store, "Paging Shop").await;
+    let mut appended = Vec::new();
+    for _ in 0..25 {
+        appended.push(db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap().id);
+    }
+    let mut seen = Vec::new();
+    let mut filter = EventFilter { site_id: Some(shop.id.clone()), ..Default::default() };
+    loop {
+        let page = db.store.events(&filter, 10).await.unwrap();
+        assert!(page.len() <= 10);
+        let Some(last) = page.last() else { break };
+        filter.after = Some(last.id.clone());
+        seen.extend(page.into_iter().map(|e| e.id));
+    }
+    let mut sorted = appended.clone();
+    sorted.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    assert_eq!(seen, sorted, "pages follow byte order of the time-ordered ids, with nothing lost or repeated");
+    assert_eq!(seen, appended, "ids are time-ordered, so that is also the order of appending");
+}
+
+async fn times_keep_their_microseconds(db: &mut TestStore) {
+    let shop = site(&db.store, "Clock Shop").await;
+    let mut event = grant(&db.store, &shop, new_reference()).await;
+    event.recorded_at = Timestamp::from_microsecond(1_772_532_000_123_457).unwrap();
+    let stored = db.store.append(event).await.unwrap();
+    let read = db.store.event(&stored.id).await.unwrap().unwrap();
+    assert_eq!(read.recorded_at.as_microsecond(), 1_772_532_000_123_457);
+    assert_eq!(ledger::recompute_leaf_hash(&read), read.leaf_hash);
+}
+
+async fn acknowledged_events_survive_reopening_the_store(db: &mut TestStore) {
+    let shop = site(&db.store, "Durable Shop").await;
+    let mut acknowledged = Vec::new();
+    for _ in 0..20 {
+        acknowledged.push(db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap());
+    }
+    db.reopen().await;
+    assert_eq!(all_events(&db.store).await, acknowledged);
+    let next = db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap();
+    assert_eq!(next.seq, 20, "the log continues where it was");
+    assert_eq!(db.store.site_by_id(&shop.id).await.unwrap().as_ref(), Some(&shop));
+}
+
+macro_rules! conformance {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let mut db = super::TestStore::new(super::Backend::Sqlite).await;
+                    super::$name(&mut db).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let mut db = super::TestStore::new(super::Backend::Postgres).await;
+                    super::$name(&mut db).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    sites_are_found_by_key_and_id_and_listed_oldest_first,
+    site_origins_are_replaced_and_an_unknown_site_is_not_found,
+    notices_get_the_next_version_per_language_and_current_is_the_newest,
+    notices_refuse_raw_updates_and_deletes,
+    tokens_are_found_by_hash_listed_and_revoked_once,
+    a_lookup_gives_one_subject_per_site_and_keeps_the_first_key,
+    an_appended_event_reads_back_exactly_with_its_new_subject,
+    concurrent_appends_give_each_site_a_gap_free_seq,
+    a_reused_reference_is_a_conflict_and_the_rest_of_its_batch_is_stored,
+    a_withdrawal_reuses_its_grants_reference,
+    an_event_of_an_unknown_site_is_refused_alone,
+    consent_events_refuse_raw_updates_and_deletes,
+    events_filter_by_site_person_reference_purpose_action_and_time,
+    events_page_in_id_order_after_a_cursor,
+    times_keep_their_microseconds,
+    acknowledged_events_survive_reopening_the_store,
+);
