@@ -295,6 +295,27 @@ async fn a_reference_binds_only_the_first_number_that_sends_it() {
 }
 
 #[tokio::test]
+async fn erasing_the_person_unlinks_their_messages_and_the_log_still_verifies() {
+    let env = Env::start().await;
+    env.grant(&env.site, REF, &["utility"], None).await;
+    env.deliver_ok(&fixture("text_with_reference.json")).await;
+    env.deliver_ok(&fixture("image_message.json")).await;
+    let before = env.window(SENDER, &env.site).await;
+    assert_eq!((before["known"].as_bool(), before["window"]["last_message_at"].as_str()), (Some(true), Some("2025-06-08T21:08:20Z")));
+    env.cli_ok(&["subject", "erase", SENDER, "--site", &env.site]);
+    let after = env.window(SENDER, &env.site).await;
+    assert_eq!(after["known"], false);
+    assert_eq!(after["window"], json!({ "open": false, "last_message_at": null, "open_until": null }));
+    // The evidence is unreadable now; the events, and their WhatsApp origin, stay.
+    let events = env.events(&format!("site={}&reference={REF}", env.site)).await;
+    assert_eq!(actions(&events), ["granted", "confirmed", "erased", "erased"]);
+    assert_eq!((events[1]["method"].as_str(), events[1]["phone"].clone(), events[1]["whatsapp"].clone()), (Some("whatsapp"), Value::Null, Value::Null));
+    // Meta retrying a message sent before the erasure does not bring it back.
+    assert_eq!(env.deliver_ok(&fixture("text_with_reference.json")).await["duplicates"], 1);
+    env.assert_log_verifies().await;
+}
+
+#[tokio::test]
 async fn an_opt_out_withdraws_every_purpose_of_that_number_and_hands_back_the_reply() {
     let env = Env::start().await;
     let reply = "Ok, you will get no more messages from Acme Shop.";

@@ -223,4 +223,8 @@ pub trait WhatsappStore: Send + Sync + fmt::Debug {
     async fn record_inbound(&self, message: InboundMessage, events: Vec<NewEvent>) -> StoreResult<InboundOutcome>;
     /// When the person with that lookup hash last wrote to the site, if ever.
     async fn last_inbound(&self, site_id: &str, lookup: &str) -> StoreResult<Option<Timestamp>>;
+    /// Forgets which messages a number sent (at one site, or every site): their lookup hash
+    /// goes, the message keys stay so that Meta's retries are still recognised. Part of an
+    /// erasure (GDPR Art. 17). Returns how many messages were unlinked.
+    async fn forget_sender(&self, site_id: Option<&str>, lookup: &str) -> StoreResult<u64>;
 }

@@ -204,4 +204,13 @@ impl WhatsappStore for PostgresStore {
             .await?;
         Ok(last.map(|t| t.0))
     }
+
+    async fn forget_sender(&self, site_id: Option<&str>, lookup: &str) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE whatsapp_messages SET lookup = NULL WHERE lookup = $1 AND ($2::text IS NULL OR site_id = $2)")
+            .bind(lookup)
+            .bind(site_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -153,6 +153,16 @@ impl WhatsappStore for SqliteStore {
             .await?;
         last.map(from_micros).transpose()
     }
+
+    async fn forget_sender(&self, site_id: Option<&str>, lookup: &str) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE whatsapp_messages SET lookup = NULL WHERE lookup = ? AND (? IS NULL OR site_id = ?)")
+            .bind(lookup)
+            .bind(site_id)
+            .bind(site_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// Inside the writer's transaction: skips a message already recorded, re-checks the
