@@ -166,6 +166,12 @@ async fn an_inbound_message_and_its_events_are_recorded_once(store: &DynStore) {
     wa.record_inbound(message(&site, 'd', None, 9_000, Outcome::NoNumber), vec![]).await.unwrap();
     assert_eq!(wa.last_inbound(&site.id, &"1".repeat(64)).await.unwrap(), Some(Timestamp::from_second(5_000).unwrap()));
     assert_eq!(wa.last_inbound(&site.id, &"2".repeat(64)).await.unwrap(), None);
+    // Erasure unlinks the number from its messages; the messages stay known as seen.
+    assert_eq!(wa.forget_sender(Some("site_other"), &"1".repeat(64)).await.unwrap(), 0);
+    assert_eq!(wa.forget_sender(Some(&site.id), &"1".repeat(64)).await.unwrap(), 3);
+    assert_eq!(wa.last_inbound(&site.id, &"1".repeat(64)).await.unwrap(), None);
+    let again = wa.record_inbound(message(&site, 'b', Some(&"1".repeat(64)), 5_000, Outcome::None), vec![]).await.unwrap();
+    assert_eq!(again, InboundOutcome::Duplicate);
 
     let grant = NewEvent { action: Action::Granted, ..event(&site, Action::Granted, &reference, &person.id) };
     let refused = wa.record_inbound(message(&site, 'e', None, 1, Outcome::None), vec![grant]).await;
