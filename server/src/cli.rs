@@ -1,4 +1,4 @@
-//! The `cornetta` command line: `serve`, `qr`, `site`, `token`. Every flag also reads the
+//! The `cornetta` command line: `serve`, `qr`, `site`, `token`, `whatsapp`. Every flag also reads the
 //! environment variable named in its help (`--addr` ↔ `CORNETTA_ADDR`).
 
 use std::net::SocketAddr;
@@ -47,6 +47,9 @@ pub enum Command {
     /// Erase a person's data (GDPR Art. 17).
     #[command(subcommand)]
     Subject(crate::ledger::cli::SubjectCommand),
+    /// Configure the WhatsApp Cloud API webhook: Meta apps, numbers, opt-out keywords.
+    #[command(subcommand)]
+    Whatsapp(crate::whatsapp::cli::WhatsappCommand),
 }
 
 /// Where data lives; shared by every command that opens the store.
@@ -295,6 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ledger(command) => crate::ledger::cli::run(command).await,
         Command::Receipt(command) => crate::ledger::cli::run_receipt(command),
         Command::Subject(command) => crate::ledger::cli::run_subject(command).await,
+        Command::Whatsapp(command) => crate::whatsapp::cli::run(command).await,
     }
 }
 

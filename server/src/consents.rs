@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use cornetta_shared::api::ConsentEventView;
+use cornetta_shared::api::{ConsentEventView, WhatsappEvidence};
 use cornetta_shared::{Action, EventId, Method, PhoneNumber, Purpose, Reference};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,9 @@ pub struct Evidence {
     pub user_agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The WhatsApp message a confirmation or an opt-out rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp: Option<WhatsappEvidence>,
 }
 
 /// Truncates an address the way analytics tools anonymise: the last octet of IPv4, all
@@ -294,6 +297,7 @@ impl Viewer {
             reason: evidence.reason,
             recorded_at: event.recorded_at.to_string(),
             leaf_hash: hex::encode(event.leaf_hash),
+            whatsapp: evidence.whatsapp,
         })
     }
 }

@@ -69,6 +69,11 @@ pub async fn erase_phone(store: &DynStore, keys: &Keyring, phone: &PhoneNumber, 
     }
     let ids: Vec<String> = targets.into_iter().map(|(_, id, _)| id).collect();
     let subjects_erased = store.erase_subjects(&ids, now()).await?;
+    // The WhatsApp messages the number sent no longer point at it (their times were kept
+    // for the customer-service window).
+    if let Some(wa) = store.whatsapp() {
+        wa.forget_sender(site.map(|s| s.id.as_str()), &keys.phone_lookup(phone)).await?;
+    }
     for event in &events {
         tracing::info!(event = %event.id, "subject erased (GDPR Art. 17)");
     }

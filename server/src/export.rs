@@ -166,6 +166,7 @@ impl Writer {
                         reason: evidence.reason,
                         recorded_at: e.recorded_at.to_string(),
                         leaf_hash: hex::encode(e.leaf_hash),
+                        whatsapp: evidence.whatsapp,
                     };
                     serde_json::to_writer(&mut lines, &view).map_err(|err| StoreError::Corrupt(err.to_string()))?;
                     lines.push(b'\n');

@@ -66,6 +66,17 @@ impl Keyring {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// A keyed hash (HMAC-SHA256 with the lookup key, hex) of an identifier that must not be
+    /// stored in the clear, e.g. a WhatsApp message id (a wamid encodes the sender's number).
+    /// `domain` keeps each use apart from the others and from `phone_lookup`.
+    pub fn keyed_hash(&self, domain: &str, value: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.lookup.expose_secret()).expect("any key length is fine for HMAC");
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// A fresh subject key and its wrapped form, bound to the subject id.
     pub fn new_subject_key(&self, subject_id: &str) -> (SubjectKey, Vec<u8>) {
         let key: [u8; 32] = rand::random();

@@ -26,5 +26,6 @@ pub mod store;
 pub mod telemetry;
 pub mod tokens;
 pub mod widget_settings;
+pub mod whatsapp;
 
 pub use http::app;

@@ -163,6 +163,25 @@ pub struct ConsentEventView {
     pub recorded_at: String,
     /// RFC 6962 leaf hash (hex) of the stored event.
     pub leaf_hash: String,
+    /// The WhatsApp message behind a `confirmed` or `withdrawn` event (method `whatsapp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp: Option<WhatsappEvidence>,
+}
+
+/// The WhatsApp message an event rests on, kept encrypted with the person's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatsappEvidence {
+    /// Meta's message id (`wamid.…`).
+    pub message_id: String,
+    /// When the person sent it (Meta's `timestamp`), RFC 3339.
+    pub sent_at: String,
+    /// The business number's id at Meta (`value.metadata.phone_number_id`).
+    pub phone_number_id: String,
+    /// SHA-256 (hex) of the raw notification body, exactly as Meta signed it.
+    pub body_sha256: String,
+    /// The message text (or the tapped button's text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// A page of events.

@@ -130,9 +130,14 @@ impl Reference {
 
     /// Finds the first reference in a message, e.g. "Hi! (ref K7QXM-2PA9R)".
     pub fn find_in(text: &str) -> Option<Self> {
-        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .filter_map(|word| Reference::parse(word).ok())
-            .next()
+        Self::find_all_in(text).next()
+    }
+
+    /// Every word of a message that reads as a reference, in order. Ordinary words can
+    /// (STRAWBERRY uses only the alphabet), so a caller matching against stored
+    /// consents should try them all, not just the first.
+    pub fn find_all_in(text: &str) -> impl Iterator<Item = Self> + '_ {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter_map(|word| Reference::parse(word).ok())
     }
 }
 
@@ -328,6 +333,8 @@ mod tests {
         let r = Reference::find_in("Hi! I have a question about Shoes (ref K7QXM-2PA9R)").unwrap();
         assert_eq!(r.as_str(), "K7QXM2PA9R");
         assert!(Reference::find_in("Hi! No reference here, STOPPING").is_none());
+        let all: Vec<String> = Reference::find_all_in("Strawberry jam (ref K7QXM-2PA9R)").map(|r| r.to_string()).collect();
+        assert_eq!(all, ["STRAW-BERRY", "K7QXM-2PA9R"]);
     }
 
     #[test]

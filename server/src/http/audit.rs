@@ -79,7 +79,7 @@ pub(crate) struct StatusAnswer {
     pub purposes: Vec<PurposeAnswer>,
 }
 
-fn event_ref(e: &StoredEvent) -> EventRef {
+pub(crate) fn event_ref(e: &StoredEvent) -> EventRef {
     EventRef {
         id: e.id.clone(),
         seq: e.seq,

@@ -9,6 +9,7 @@ mod health;
 mod ledger;
 pub(crate) mod link;
 mod sites;
+mod whatsapp;
 mod widget;
 
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ledger::router())
         .merge(audit::router())
         .merge(ledger::public_router())
+        .merge(whatsapp::router())
         .merge(public)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -9,6 +9,7 @@ pub mod sqlite;
 mod postgres_studio;
 mod sqlite_studio;
 pub mod studio;
+pub mod whatsapp;
 
 use std::fmt;
 use std::str::FromStr;
@@ -410,6 +411,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>>;
     /// The QR studio's tables (campaigns, scans, console sessions), when this backend has them.
     fn studio(&self) -> Option<&dyn studio::StudioStore> {
+        None
+    }
+
+    /// The WhatsApp webhook's tables; `None` on a backend that does not have them yet.
+    fn whatsapp(&self) -> Option<&dyn whatsapp::WhatsappStore> {
         None
     }
 }

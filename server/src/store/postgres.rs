@@ -4,6 +4,8 @@
 //! site's `seq` stays one gap-free sequence because a batch locks the site's
 //! `ledger_heads` row (`FOR UPDATE`) until it commits.
 
+mod whatsapp;
+
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
@@ -624,6 +626,9 @@ impl super::Store for PostgresStore {
             let parse = |row: &PgRow| -> StoreResult<ExportRow> { Ok(ExportRow { event: event_from_row(row)?, wrapped_key: row.try_get("subject_key")? }) };
             forward_batches(rows, parse, tx).await;
         })
+    }
+    fn whatsapp(&self) -> Option<&dyn super::whatsapp::WhatsappStore> {
+        Some(self)
     }
 }
 

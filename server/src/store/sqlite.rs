@@ -2,6 +2,8 @@
 //! writer task that commits whatever consent events are queued in one transaction (group
 //! commit) and acknowledges each only after that commit.
 
+mod whatsapp;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
@@ -45,10 +47,47 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
 }
 
+/// Work for the single writer.
 #[derive(Debug)]
-struct Job {
-    event: NewEvent,
-    reply: oneshot::Sender<StoreResult<StoredEvent>>,
+enum Job {
+    Append { event: NewEvent, reply: oneshot::Sender<StoreResult<StoredEvent>> },
+    /// A WhatsApp message and the events it causes, recorded at most once (`whatsapp.rs`).
+    Inbound { message: super::whatsapp::InboundMessage, events: Vec<NewEvent>, reply: oneshot::Sender<StoreResult<super::whatsapp::InboundOutcome>> },
+}
+
+/// A job's result, answered after the batch's commit.
+// One per queued job and gone after the reply: boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Done {
+    Append(StoreResult<StoredEvent>),
+    Inbound(StoreResult<super::whatsapp::InboundOutcome>),
+}
+
+impl Job {
+    fn answer(self, done: Done) {
+        match (self, done) {
+            (Job::Append { reply, .. }, Done::Append(result)) => {
+                let _ = reply.send(result);
+            }
+            (Job::Inbound { reply, .. }, Done::Inbound(result)) => {
+                let _ = reply.send(result);
+            }
+            (job, _) => job.fail("the writer mixed up two jobs' results"),
+        }
+    }
+
+    fn fail(self, message: &str) {
+        let err = || StoreError::Corrupt(format!("commit failed: {message}"));
+        match self {
+            Job::Append { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Job::Inbound { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -440,7 +479,7 @@ impl super::Store for SqliteStore {
 
     async fn append(&self, event: NewEvent) -> StoreResult<StoredEvent> {
         let (reply, answer) = oneshot::channel();
-        self.writer.send(Job { event, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        self.writer.send(Job::Append { event, reply }).await.map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -594,6 +633,10 @@ impl super::Store for SqliteStore {
             forward_batches(rows, parse, tx).await;
         })
     }
+
+    fn whatsapp(&self) -> Option<&dyn super::whatsapp::WhatsappStore> {
+        Some(self)
+    }
 }
 
 /// Adds `filter`'s conditions (each `AND …`) to a query on `consent_events`.
@@ -666,7 +709,7 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
         match results {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
+                    job.answer(result);
                 }
             }
             Err(err) if is_constraint(&err) && batch.len() > 1 => {
@@ -674,18 +717,20 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
                 // others: write each alone, so that only the offender is refused.
                 tracing::warn!(error = %err, events = batch.len(), "a batch was refused; writing its events one by one");
                 for job in batch.drain(..) {
-                    let result = match write_batch(&mut conn, std::slice::from_ref(&job)).await {
-                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(StoreError::Corrupt("the writer lost an event".into()))),
-                        Err(err) => Err(StoreError::Corrupt(format!("commit failed: {err}"))),
-                    };
-                    let _ = job.reply.send(result);
+                    match write_batch(&mut conn, std::slice::from_ref(&job)).await {
+                        Ok(mut one) => match one.pop() {
+                            Some(done) => job.answer(done),
+                            None => job.fail("the writer lost an event"),
+                        },
+                        Err(err) => job.fail(&err.to_string()),
+                    }
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, events = batch.len(), "group commit failed; no event of the batch was stored");
                 let message = err.to_string();
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Corrupt(format!("commit failed: {message}"))));
+                    job.fail(&message);
                 }
             }
         }
@@ -698,7 +743,7 @@ fn is_constraint(err: &sqlx::Error) -> bool {
 }
 
 /// Writes a batch; per-job refusals (a reused reference) are in the inner results.
-async fn write_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<StoreResult<StoredEvent>>, sqlx::Error> {
+async fn write_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<Done>, sqlx::Error> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     match insert_batch(conn, batch).await {
         Ok(results) => {
@@ -712,92 +757,107 @@ async fn write_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<S
     }
 }
 
-async fn insert_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<StoreResult<StoredEvent>>, sqlx::Error> {
-    let mut next_seq: HashMap<&str, u64> = HashMap::new();
-    let mut granted: HashSet<(&str, &str)> = HashSet::new();
+async fn insert_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<Done>, sqlx::Error> {
+    let mut state = BatchState::default();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        let event = &job.event;
-        if event.action == cornetta_shared::Action::Granted {
-            let key = (event.site_id.as_str(), event.reference.as_str());
-            let taken = granted.contains(&key)
-                || sqlx::query("SELECT 1 FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'granted'")
-                    .bind(&event.site_id)
-                    .bind(event.reference.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .is_some();
-            if taken {
-                results.push(Err(StoreError::Conflict(format!("reference {} is already used by another consent at this site", event.reference))));
-                continue;
-            }
-            granted.insert(key);
-        }
-        let seq = match next_seq.get(event.site_id.as_str()) {
-            Some(seq) => *seq,
-            None => {
-                let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM consent_events WHERE site_id = ?")
-                    .bind(&event.site_id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                next as u64
-            }
-        };
-        next_seq.insert(event.site_id.as_str(), seq + 1);
-        if let Some(subject) = &event.new_subject {
-            sqlx::query("INSERT INTO subjects (id, site_id, lookup, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?)")
-                .bind(&subject.id)
-                .bind(&subject.site_id)
-                .bind(&subject.lookup)
-                .bind(&subject.wrapped_key)
-                .bind(micros(subject.created_at))
-                .execute(&mut *conn)
-                .await?;
-        }
-        let leaf_hash = ledger::leaf_hash_of_new(event, seq);
-        let purposes = ledger::purposes_column(&event.purposes);
-        sqlx::query(
-            "INSERT INTO consent_events (id, site_id, seq, action, method, reference, subject_id, purposes, notice_id,
-                 notice_sha256, personal, details, actor, recorded_at, leaf_hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(event.id.as_str())
-        .bind(&event.site_id)
-        .bind(seq as i64)
-        .bind(event.action.as_str())
-        .bind(event.method.as_str())
-        .bind(event.reference.as_str())
-        .bind(&event.subject_id)
-        .bind(&purposes)
-        .bind(event.notice_id.as_ref().map(NoticeId::as_str))
-        .bind(&event.notice_sha256)
-        .bind(&event.personal)
-        .bind(&event.details)
-        .bind(&event.actor)
-        .bind(micros(event.recorded_at))
-        .bind(hex::encode(leaf_hash))
-        .execute(&mut *conn)
-        .await?;
-        let mut purposes_sorted = event.purposes.clone();
-        purposes_sorted.sort_unstable();
-        purposes_sorted.dedup();
-        results.push(Ok(StoredEvent {
-            id: event.id.clone(),
-            site_id: event.site_id.clone(),
-            seq,
-            action: event.action,
-            method: event.method,
-            reference: event.reference.clone(),
-            subject_id: event.subject_id.clone(),
-            purposes: purposes_sorted,
-            notice_id: event.notice_id.clone(),
-            notice_sha256: event.notice_sha256.clone(),
-            personal: event.personal.clone(),
-            details: event.details.clone(),
-            actor: event.actor.clone(),
-            recorded_at: event.recorded_at,
-            leaf_hash,
-        }));
+        results.push(match job {
+            Job::Append { event, .. } => Done::Append(insert_event(conn, event, &mut state).await?),
+            Job::Inbound { message, events, .. } => Done::Inbound(whatsapp::insert_inbound(conn, message, events, &mut state).await?),
+        });
     }
     Ok(results)
+}
+
+/// What a batch has written so far that later events of the same batch must see.
+#[derive(Debug, Default)]
+struct BatchState {
+    /// Next `seq` per site.
+    next_seq: HashMap<String, u64>,
+    /// (site, reference) of the grants written.
+    granted: HashSet<(String, String)>,
+}
+
+/// Inserts one event inside the batch's transaction; a per-event refusal (a reused
+/// reference) is the inner error.
+async fn insert_event(conn: &mut SqliteConnection, event: &NewEvent, batch: &mut BatchState) -> Result<StoreResult<StoredEvent>, sqlx::Error> {
+    if event.action == cornetta_shared::Action::Granted {
+        let key = (event.site_id.clone(), event.reference.as_str().to_owned());
+        let taken = batch.granted.contains(&key)
+            || sqlx::query("SELECT 1 FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'granted'")
+                .bind(&event.site_id)
+                .bind(event.reference.as_str())
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+        if taken {
+            return Ok(Err(StoreError::Conflict(format!("reference {} is already used by another consent at this site", event.reference))));
+        }
+        batch.granted.insert(key);
+    }
+    let seq = match batch.next_seq.get(event.site_id.as_str()) {
+        Some(seq) => *seq,
+        None => {
+            let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM consent_events WHERE site_id = ?")
+                .bind(&event.site_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            next as u64
+        }
+    };
+    batch.next_seq.insert(event.site_id.clone(), seq + 1);
+    if let Some(subject) = &event.new_subject {
+        sqlx::query("INSERT INTO subjects (id, site_id, lookup, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&subject.id)
+            .bind(&subject.site_id)
+            .bind(&subject.lookup)
+            .bind(&subject.wrapped_key)
+            .bind(micros(subject.created_at))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let leaf_hash = ledger::leaf_hash_of_new(event, seq);
+    let purposes = ledger::purposes_column(&event.purposes);
+    sqlx::query(
+        "INSERT INTO consent_events (id, site_id, seq, action, method, reference, subject_id, purposes, notice_id,
+             notice_sha256, personal, details, actor, recorded_at, leaf_hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event.id.as_str())
+    .bind(&event.site_id)
+    .bind(seq as i64)
+    .bind(event.action.as_str())
+    .bind(event.method.as_str())
+    .bind(event.reference.as_str())
+    .bind(&event.subject_id)
+    .bind(&purposes)
+    .bind(event.notice_id.as_ref().map(NoticeId::as_str))
+    .bind(&event.notice_sha256)
+    .bind(&event.personal)
+    .bind(&event.details)
+    .bind(&event.actor)
+    .bind(micros(event.recorded_at))
+    .bind(hex::encode(leaf_hash))
+    .execute(&mut *conn)
+    .await?;
+    let mut purposes_sorted = event.purposes.clone();
+    purposes_sorted.sort_unstable();
+    purposes_sorted.dedup();
+    Ok(Ok(StoredEvent {
+        id: event.id.clone(),
+        site_id: event.site_id.clone(),
+        seq,
+        action: event.action,
+        method: event.method,
+        reference: event.reference.clone(),
+        subject_id: event.subject_id.clone(),
+        purposes: purposes_sorted,
+        notice_id: event.notice_id.clone(),
+        notice_sha256: event.notice_sha256.clone(),
+        personal: event.personal.clone(),
+        details: event.details.clone(),
+        actor: event.actor.clone(),
+        recorded_at: event.recorded_at,
+        leaf_hash,
+    }))
 }
