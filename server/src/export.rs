@@ -73,7 +73,13 @@ struct Writer {
     keys: Arc<Keyring>,
     store: DynStore,
     sites: HashMap<String, SiteKey>,
+    /// Unwrapped subject keys: a person's events usually come close together, and each
+    /// unwrap is an AEAD open. Cleared when full, so memory stays bounded.
+    subject_keys: HashMap<String, Option<crate::keys::SubjectKey>>,
 }
+
+/// At most this many unwrapped keys are kept during one export.
+const SUBJECT_KEY_CACHE: usize = 65_536;
 
 /// A CSV writer over a fresh buffer (one per chunk: `csv::Writer` gives its buffer back only
 /// by value).
@@ -109,10 +115,17 @@ impl Writer {
         for row in rows {
             let e = &row.event;
             let site = self.site_key(&e.site_id).await?;
-            let evidence = row
-                .wrapped_key
-                .as_ref()
-                .and_then(|w| self.keys.unwrap_subject_key(&e.subject_id, w))
+            if !self.subject_keys.contains_key(&e.subject_id) {
+                if self.subject_keys.len() >= SUBJECT_KEY_CACHE {
+                    self.subject_keys.clear();
+                }
+                let key = row.wrapped_key.as_ref().and_then(|w| self.keys.unwrap_subject_key(&e.subject_id, w));
+                self.subject_keys.insert(e.subject_id.clone(), key);
+            }
+            let evidence = self
+                .subject_keys
+                .get(&e.subject_id)
+                .and_then(Option::as_ref)
                 .zip(e.personal.as_ref())
                 .and_then(|(key, sealed)| key.open(sealed, e.id.as_str().as_bytes()))
                 .and_then(|plain| serde_json::from_slice::<Evidence>(&plain).ok())
@@ -185,7 +198,7 @@ impl Writer {
 /// rather than a silently short file).
 pub fn stream(store: DynStore, keys: Arc<Keyring>, filter: EventFilter, format: Format) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
     let rows = store.export_events(filter);
-    let writer = Writer { format, keys, store, sites: HashMap::new() };
+    let writer = Writer { format, keys, store, sites: HashMap::new(), subject_keys: HashMap::new() };
     let state = (writer, rows, false);
     Box::pin(futures::stream::unfold(Some(state), |state| async move {
         let (mut writer, mut rows, started) = state?;

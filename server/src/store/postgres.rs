@@ -605,11 +605,17 @@ impl super::Store for PostgresStore {
         let subjects: Vec<String> =
             sqlx::query_scalar("SELECT id FROM subjects WHERE site_id = $1 AND lookup = $2").bind(site_id).bind(lookup).fetch_all(&mut *conn).await?;
         let Some(subject) = subjects.first() else { return Ok(PersonEvents::default()) };
+        // The person's own events, and those of the references they confirmed on WhatsApp:
+        // one index for each half of the UNION.
         let rows = sqlx::query(concat!(
             "SELECT ",
             pg_event_columns!(),
-            " FROM consent_events WHERE site_id = $1 AND (subject_id = $2 OR reference IN
-                 (SELECT reference FROM consent_events WHERE subject_id = $2 AND action = 'confirmed'))
+            " FROM consent_events WHERE subject_id = $2 AND site_id = $1
+             UNION
+             SELECT ",
+            pg_event_columns!(),
+            " FROM consent_events WHERE site_id = $1 AND reference IN
+                 (SELECT reference FROM consent_events WHERE subject_id = $2 AND action = 'confirmed')
              ORDER BY seq LIMIT $3"
         ))
         .bind(site_id)

@@ -602,9 +602,14 @@ impl super::Store for SqliteStore {
             sqlx::query_scalar("SELECT id FROM subjects WHERE site_id = ? AND lookup = ?").bind(site_id).bind(lookup).fetch_all(&mut *conn).await?;
         let Some(subject) = subjects.first() else { return Ok(PersonEvents::default()) };
         // UNIQUE (site_id, lookup): one subject per number and site.
+        // The person's own events, and those of the references they confirmed on WhatsApp.
+        // A UNION with an index named for each half: written as one `subject OR reference`
+        // condition, SQLite walks the site's whole log (300 ms at a million events).
         let rows = sqlx::query(
-            "SELECT * FROM consent_events WHERE site_id = ?1 AND (subject_id = ?2 OR reference IN
-                 (SELECT reference FROM consent_events WHERE subject_id = ?2 AND action = 'confirmed'))
+            "SELECT * FROM consent_events INDEXED BY consent_events_by_subject WHERE subject_id = ?2 AND site_id = ?1
+             UNION
+             SELECT * FROM consent_events INDEXED BY consent_events_by_reference WHERE site_id = ?1 AND reference IN
+                 (SELECT reference FROM consent_events WHERE subject_id = ?2 AND action = 'confirmed')
              ORDER BY seq LIMIT ?3",
         )
         .bind(site_id)
