@@ -492,11 +492,10 @@ async fn open(store: &StoreArgs) -> anyhow::Result<DynStore> {
 /// Opens the store of a database that must already exist (verification must not create one).
 pub async fn open_existing(store: &StoreArgs) -> anyhow::Result<DynStore> {
     let url = store.database_url();
-    if let DatabaseUrl::Sqlite(path) = &url {
-        if !path.exists() {
+    if let DatabaseUrl::Sqlite(path) = &url
+        && !path.exists() {
             bail!("there is no database at {}; pass --data-dir or --database-url sqlite://FILE", path.display());
         }
-    }
     open_store(&url).await
 }
 

@@ -35,11 +35,10 @@ pub async fn erase_phone(store: &DynStore, keys: &Keyring, phone: &PhoneNumber, 
             targets.push((subject.site_id.clone(), subject.id.clone(), last.reference.clone()));
         }
         for confirmed in own.iter().filter(|e| e.action == Action::Confirmed) {
-            if let Some(grant) = store.grant_by_reference(&subject.site_id, &confirmed.reference).await? {
-                if grant.subject_id != subject.id && !targets.iter().any(|(_, id, _)| *id == grant.subject_id) {
+            if let Some(grant) = store.grant_by_reference(&subject.site_id, &confirmed.reference).await?
+                && grant.subject_id != subject.id && !targets.iter().any(|(_, id, _)| *id == grant.subject_id) {
                     targets.push((grant.site_id.clone(), grant.subject_id.clone(), grant.reference.clone()));
                 }
-            }
         }
     }
     // The events first: if destroying the keys then fails, running the erasure again finds

@@ -20,16 +20,14 @@ pub fn check(mut settings: WidgetSettings, region: Option<Region>) -> Result<Wid
             return Err(format!("text is {chars} characters long; the maximum is {}", cornetta_shared::link::MAX_TEXT_CHARS));
         }
     }
-    if let Some(url) = &settings.avatar_url {
-        if !url.starts_with("https://") || url.len() > 500 {
+    if let Some(url) = &settings.avatar_url
+        && (!url.starts_with("https://") || url.len() > 500) {
             return Err(format!("avatar_url {:?} must be an https:// URL of at most 500 characters", clip(url)));
         }
-    }
-    if let Some(url) = &settings.privacy_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 500 {
+    if let Some(url) = &settings.privacy_url
+        && (!(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 500) {
             return Err(format!("privacy_url {:?} must be an http(s) URL of at most 500 characters", clip(url)));
         }
-    }
     if settings.agents.len() > MAX_AGENTS {
         return Err(format!("a widget may list at most {MAX_AGENTS} agents"));
     }

@@ -280,11 +280,10 @@ impl NewCampaign {
         };
         let source = tag("source", input.source)?;
         let medium = tag("medium", input.medium)?;
-        if let Some(expires) = input.expires_at {
-            if expires <= now {
+        if let Some(expires) = input.expires_at
+            && expires <= now {
                 return Err(field_error("expires_at", "the expiry must be in the future"));
             }
-        }
         let code = input.tracked.then(ShortCode::random);
         let campaign = Self {
             id: format!("cmp_{}", uuid::Uuid::now_v7().simple()),

@@ -146,11 +146,10 @@ async fn list_checkpoints(State(state): State<AppState>, bearer: Bearer, ApiQuer
             _ => return Err(ApiError::invalid("invalid_parameter", format!("limit must be a whole number from 1 to {MAX_CHECKPOINT_PAGE}"))),
         },
     };
-    if let Some(c) = q.cursor.as_deref() {
-        if !c.starts_with("ckp_") || c.len() > 80 {
+    if let Some(c) = q.cursor.as_deref()
+        && (!c.starts_with("ckp_") || c.len() > 80) {
             return Err(ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"));
         }
-    }
     let mut rows = state.store.checkpoints(&site.id, q.cursor.as_deref(), limit + 1).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);

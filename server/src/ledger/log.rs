@@ -123,11 +123,10 @@ impl Ledger {
 
     /// The newest checkpoint if it includes position `seq`, else a new one signed now.
     pub async fn checkpoint_covering(&self, store: &DynStore, keys: &Keyring, site: &Site, seq: u64) -> StoreResult<StoredCheckpoint> {
-        if let Some(latest) = store.checkpoints(&site.id, None, 1).await?.into_iter().next() {
-            if latest.tree_size > seq {
+        if let Some(latest) = store.checkpoints(&site.id, None, 1).await?.into_iter().next()
+            && latest.tree_size > seq {
                 return Ok(latest);
             }
-        }
         self.sign_checkpoint(store, keys, site).await
     }
 

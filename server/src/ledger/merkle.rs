@@ -170,11 +170,10 @@ impl TreeView<'_> {
     pub fn range_hash(&self, start: u64, end: u64) -> Result<Hash, MissingBlock> {
         debug_assert!(start < end && end <= self.size);
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 && n >= BLOCK_LEAVES {
-            if let Some(hash) = self.tree.full_subtree(start, n.trailing_zeros()) {
+        if n.is_power_of_two() && start.is_multiple_of(n) && n >= BLOCK_LEAVES
+            && let Some(hash) = self.tree.full_subtree(start, n.trailing_zeros()) {
                 return Ok(hash);
             }
-        }
         let block = start / BLOCK_LEAVES;
         if block == (end - 1) / BLOCK_LEAVES {
             let leaves = self.blocks.get(&block).ok_or(MissingBlock(block))?;
@@ -190,7 +189,7 @@ impl TreeView<'_> {
     /// The blocks [`range_hash`](Self::range_hash) of `start..end` will read.
     pub fn blocks_needed(tree: &BlockTree, start: u64, end: u64, out: &mut Vec<u64>) {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 && n >= BLOCK_LEAVES && tree.full_subtree(start, n.trailing_zeros()).is_some() {
+        if n.is_power_of_two() && start.is_multiple_of(n) && n >= BLOCK_LEAVES && tree.full_subtree(start, n.trailing_zeros()).is_some() {
             return;
         }
         let block = start / BLOCK_LEAVES;
