@@ -460,9 +460,10 @@ fn Panel(
                     <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z"/></svg>
                 </button>
             </div>
-            <div class="body">
-                <p class="note" hidden=move || !matches!(load.get(), Load::Loading)>{ui.loading}</p>
-                <p class="note error" role="alert" data-testid="cornetta-unavailable" hidden=move || !matches!(load.get(), Load::Failed)>
+            // Which note shows is a class (panel.css), as in `Chat`.
+            <div class=move || match load.get() { Load::Loading => "body loading", Load::Failed => "body failed", Load::Ready(_) => "body" }>
+                <p class="note when-loading">{ui.loading}</p>
+                <p class="note error when-failed" role="alert" data-testid="cornetta-unavailable">
                     {ui.unavailable}
                 </p>
                 {move || ready().map(|site| view! { <Chat site=site ctl=ctl o=o.clone() /> })}
@@ -606,7 +607,7 @@ fn Chat(
             })
             .collect_view();
         view! {
-            <fieldset class="consent" lang=n.lang.clone() data-testid="cornetta-consent" hidden=agreed>
+            <fieldset class="consent" lang=n.lang.clone() data-testid="cornetta-consent">
                 <legend>{n.intro.clone()}</legend>
                 {items}
                 <a class="privacy" href=privacy.clone().unwrap_or_default() target="_blank" rel="noopener"
@@ -645,32 +646,54 @@ fn Chat(
         Consent::Failed(reason) => Some(ui.not_recorded.replace("{reason}", &reason)),
         _ => None,
     };
+    // One class on the chat's root says which of its parts show (panel.css), rather than a
+    // reactive `hidden` on each part: every reactive attribute costs the wasm its own copy
+    // of Leptos's effect code.
+    let state = move || {
+        let mut class = String::from("state");
+        class.push_str(match consent.get() {
+            Consent::Recorded { .. } => " agreed recorded",
+            Consent::Sending(_) => " agreed",
+            Consent::Withdrawn => " withdrawn",
+            Consent::Failed(_) => " failed",
+            Consent::None => "",
+        });
+        if !required || can_start() {
+            class.push_str(" can-start");
+        }
+        if chat_link.with(Option::is_some) {
+            class.push_str(" linked");
+        }
+        class
+    };
 
     view! {
+        <div class=state>
         <p class="greeting" data-testid="cornetta-greeting">{greeting}</p>
         <p class="note" data-testid="cornetta-closed" hidden=!closed>{status(&site.now, ui)}</p>
         <div class="chat" hidden=closed>
             {agents}
             {boxes}
-            <p class="hint" id="cornetta-hint" hidden=move || !required || can_start()>{ui.hint}</p>
+            <p class="hint" id="cornetta-hint">{ui.hint}</p>
             <button type="button" class="start" data-testid="cornetta-start" disabled=move || !can_start()
                 aria-describedby="cornetta-hint" on:click=start>
                 {ui.start}
             </button>
         </div>
-        <div class="receipt" role="status" data-testid="cornetta-agreed" hidden=move || receipt().is_none()>
+        <div class="receipt when-recorded" role="status" data-testid="cornetta-agreed">
             <p>{move || receipt().map(|r| r.0).unwrap_or_default()}</p>
             <p class="ref">{ui.reference}": "<strong data-testid="cornetta-reference">{move || receipt().map(|r| r.1).unwrap_or_default()}</strong></p>
             <button type="button" class="link" data-testid="cornetta-withdraw" on:click=withdraw>{ui.withdraw}</button>
         </div>
-        <p class="receipt" role="status" data-testid="cornetta-withdrawn" hidden=move || consent.get() != Consent::Withdrawn>{ui.withdrawn}</p>
-        <p class="note error" role="alert" data-testid="cornetta-error" hidden=move || failure().is_none()>
+        <p class="receipt when-withdrawn" role="status" data-testid="cornetta-withdrawn">{ui.withdrawn}</p>
+        <p class="note error when-failed" role="alert" data-testid="cornetta-error">
             {move || failure().unwrap_or_default()}
         </p>
-        <div class="qr" data-testid="cornetta-qr" hidden=move || chat_link.with(Option::is_none)>
+        <div class="qr when-linked" data-testid="cornetta-qr">
             <img class="code" width="168" height="168" alt=ui.scan src=move || chat_link.get().map(|l| l.1).unwrap_or_default() />
             <p>{ui.scan}</p>
             <a href=move || chat_link.get().map(|l| l.0).unwrap_or_default() target="_blank" rel="noopener" data-testid="cornetta-open-web">{ui.open_web}</a>
+        </div>
         </div>
     }
 }
