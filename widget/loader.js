@@ -250,7 +250,8 @@
     }
     // Triggers: after N seconds, at N % scroll, on exit intent (desktop), on #chat, and from
     // any element with data-cornetta-open.
-    var auto = function () { if (!auto.done) { auto.done = 1; ask("open"); } };
+    // The visitor did not ask: "show" opens without moving their focus.
+    var auto = function () { if (!auto.done) { auto.done = 1; ask("show"); } };
     if (opts.openAfter) setTimeout(auto, opts.openAfter * 1000);
     if (opts.openScroll) {
       window.addEventListener("scroll", function () {

@@ -173,7 +173,12 @@ impl Ctl {
             "Tab" => {
                 let Some(dialog) = self.dialog.get_untracked() else { return };
                 let Ok(list) = dialog.query_selector_all(FOCUSABLE) else { return };
-                let (Some(first), Some(last)) = (list.item(0), list.item(list.length().saturating_sub(1))) else { return };
+                // Only what is rendered: parts hidden by the state classes have no offsetParent.
+                let shown: Vec<web_sys::Node> = (0..list.length())
+                    .filter_map(|i| list.item(i))
+                    .filter(|n| n.dyn_ref::<HtmlElement>().is_some_and(|e| e.offset_parent().is_some()))
+                    .collect();
+                let (Some(first), Some(last)) = (shown.first().cloned(), shown.last().cloned()) else { return };
                 let active: Option<web_sys::Node> = self.root.active_element().map(Into::into);
                 let dialog_node: &web_sys::Node = &dialog;
                 let target = if ev.shift_key() && (active.as_ref() == Some(&first) || active.as_ref() == Some(dialog_node)) {
@@ -539,6 +544,10 @@ fn Chat(
                         let at = local_time(&net::text(&a.body, "recorded_at").unwrap_or_default(), lang);
                         ctl.with_value(|c| c.emit("consent", &detail(Some(&reference), None)));
                         consent.set(Consent::Recorded { reference, at });
+                        // The receipt pushed the QR code down.
+                        if chat_link.with_untracked(Option::is_some) {
+                            scroll_to_end(ctl);
+                        }
                     }
                     Ok(a) => consent.set(Consent::Failed(a.error_message())),
                     Err(e) => consent.set(Consent::Failed(e)),
@@ -553,6 +562,7 @@ fn Chat(
             // The same link as a QR code (the server's SVG), to scan with the phone.
             let qr = format!("{}v1/qr?format=svg&margin=2&phone={}&text={}", o.api, encode_text(phone.as_str()), encode_text(&text));
             chat_link.set(Some((link.url().to_owned(), qr)));
+            scroll_to_end(ctl);
         }
     };
 
@@ -669,7 +679,9 @@ fn Chat(
 
     view! {
         <div class=state>
-        <p class="greeting" data-testid="cornetta-greeting">{greeting}</p>
+        // dir=auto: a greeting in another script than the UI (English in an Arabic panel)
+        // keeps its own direction.
+        <p class="greeting" dir="auto" data-testid="cornetta-greeting">{greeting}</p>
         <p class="note" data-testid="cornetta-closed" hidden=!closed>{status(&site.now, ui)}</p>
         <div class="chat" hidden=closed>
             {agents}
@@ -696,6 +708,17 @@ fn Chat(
         </div>
         </div>
     }
+}
+
+/// Scrolls the dialog to its end after the next render: on a short screen the QR code
+/// shown after Start chat is below the fold.
+fn scroll_to_end(ctl: CtlRef) {
+    let dialog = ctl.with_value(|c| c.dialog);
+    request_animation_frame(move || {
+        if let Some(d) = dialog.get_untracked() {
+            d.set_scroll_top(d.scroll_height());
+        }
+    });
 }
 
 /// An analytics event's detail: `{reference, agent}` when known.
