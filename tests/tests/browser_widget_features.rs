@@ -528,3 +528,111 @@ async fn without_an_account_data_attributes_alone_give_click_to_chat_with_the_pa
     assert_eq!(url, "https://wa.me/393331234567?text=Hi%21%20I%20have%20a%20question%20about%20Static%20page");
     browser.close().await;
 }
+
+/// Listens for every `cornetta:*` event and gives the page a Google Tag Manager dataLayer.
+const EVENTS: &str = "window.dataLayer = []; window.__events = [];
+  ['ready', 'open', 'close', 'consent', 'chat', 'withdraw', 'fallback'].forEach(function (n) {
+    window.addEventListener('cornetta:' + n, function (e) { window.__events.push([n, e.detail || {}]); });
+  });";
+
+#[tokio::test]
+async fn analytics_events_reach_window_and_the_gtm_data_layer_in_order() {
+    let (_server, shop, browser) = shop(BrowserOptions::default()).await;
+    browser.before_each_page(EVENTS).await.unwrap();
+    browser.client.goto(&format!("{shop}/")).await.unwrap();
+    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
+    click(&browser, "cornetta-launcher").await;
+    until(&browser, PANEL_OPEN).await;
+    click(&browser, "cornetta-purpose-utility").await;
+    click(&browser, "cornetta-start").await;
+    let url = opened(&browser).await;
+    let reference = Reference::find_in(&decode_text(&url).unwrap()).unwrap().to_string();
+    until(&browser, &visible("cornetta-agreed")).await;
+    click(&browser, "cornetta-withdraw").await;
+    until(&browser, &visible("cornetta-withdrawn")).await;
+    click(&browser, "cornetta-close").await;
+    until(&browser, PANEL_CLOSED).await;
+
+    let events = browser.client.execute("return window.__events;", vec![]).await.unwrap();
+    let names: Vec<&str> = events.as_array().unwrap().iter().map(|e| e[0].as_str().unwrap()).collect();
+    assert_eq!(names, ["ready", "open", "chat", "consent", "withdraw", "close"]);
+    let by_name = |n: &str| events.as_array().unwrap().iter().find(|e| e[0] == n).unwrap()[1].clone();
+    assert_eq!(by_name("chat")["reference"], reference.as_str());
+    assert_eq!(by_name("chat")["agent"], "Giulia");
+    assert_eq!(by_name("consent")["reference"], reference.as_str());
+    assert!(by_name("ready")["version"].as_str().unwrap().starts_with("0."), "ready carries the version");
+    let layer = browser.client.execute("return window.dataLayer.map(function (e) { return e.event; });", vec![]).await.unwrap();
+    assert_eq!(layer, json!(["cornetta:ready", "cornetta:open", "cornetta:chat", "cornetta:consent", "cornetta:withdraw", "cornetta:close"]));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn show_and_hide_path_patterns_and_the_device_filter_decide_where_the_launcher_appears() {
+    let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
+    let present = "return document.readyState === 'complete' ? [!!document.querySelector('cornetta-widget'), typeof window.Cornetta] : null;";
+    for (path, shown) in [("/paths.html", false), ("/shown/paths.html", true), ("/shown/secret.html", false), ("/mobile-only.html", false)] {
+        browser.client.goto(&format!("{base}{path}")).await.unwrap();
+        if shown {
+            until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+        } else {
+            // The loader has run once `load` fired (an async script delays it).
+            let state = browser.wait_for_js(present, WAIT).await.unwrap();
+            assert_eq!(state, json!([false, "undefined"]), "{path}: no launcher, no global");
+        }
+        assert!(browser.console().await.is_empty(), "{path}: filtered out quietly: {:?}", browser.console().await);
+    }
+    browser.close().await;
+
+    let (_server, base, browser) = test_pages(BrowserOptions { width: 390, height: 844, mobile: true, lang: None }).await;
+    browser.client.goto(&format!("{base}/mobile-only.html")).await.unwrap();
+    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn data_open_scroll_opens_the_panel_at_that_share_of_the_page() {
+    let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
+    browser.client.goto(&format!("{base}/scroll.html")).await.unwrap();
+    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    browser.client.execute("window.scrollTo(0, (document.documentElement.scrollHeight - innerHeight) * 0.3); return true;", vec![]).await.unwrap();
+    // Not at 30 %: give the scroll event its frame, then check the app was not even asked.
+    browser.wait_for_js("return new Promise(function (ok) { requestAnimationFrame(function () { requestAnimationFrame(function () { ok(true); }); }); });", WAIT).await.unwrap();
+    assert_eq!(js(&browser, "return !!r.querySelector('[data-testid=cornetta-panel]');").await, false, "not yet at 30 %");
+    browser.client.execute("window.scrollTo(0, (document.documentElement.scrollHeight - innerHeight) * 0.6); return true;", vec![]).await.unwrap();
+    until(&browser, PANEL_OPEN).await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn data_preload_idle_starts_the_app_after_load_without_any_interaction() {
+    let (server, base, browser) = test_pages(BrowserOptions::default()).await;
+    browser.before_each_page(EVENTS).await.unwrap();
+    browser.client.goto(&format!("{base}/idle.html")).await.unwrap();
+    until(&browser, "return window.__events.some(function (e) { return e[0] === 'ready'; });").await;
+    let fetched = browser
+        .client
+        .execute("return performance.getEntriesByType('resource').map(function (r) { return r.name; });", vec![])
+        .await
+        .unwrap();
+    let fetched: Vec<&str> = fetched.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(fetched.iter().any(|n| n.starts_with(&server.url) && n.ends_with(".wasm")), "the wasm was fetched: {fetched:?}");
+    assert_eq!(js(&browser, "return r.querySelector('[data-testid=cornetta-panel]').hidden;").await, true, "preloading does not open the panel");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_interaction_the_page_fetches_only_the_loader() {
+    let (server, shop, browser) = shop(BrowserOptions::default()).await;
+    browser.client.goto(&format!("{shop}/")).await.unwrap();
+    until(&browser, "return document.readyState === 'complete' && !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    // Two frames after load: an eager import would have started by now.
+    browser.wait_for_js("return new Promise(function (ok) { requestAnimationFrame(function () { requestAnimationFrame(function () { ok(true); }); }); });", WAIT).await.unwrap();
+    let fetched = browser
+        .client
+        .execute("return performance.getEntriesByType('resource').map(function (r) { return r.name; });", vec![])
+        .await
+        .unwrap();
+    let ours: Vec<&str> = fetched.as_array().unwrap().iter().filter_map(Value::as_str).filter(|n| n.starts_with(&server.url)).collect();
+    assert_eq!(ours, [format!("{}/widget.js", server.url)], "only the loader before any interaction");
+    browser.close().await;
+}
