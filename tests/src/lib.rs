@@ -194,9 +194,14 @@ impl Server {
             let line = match rx.recv_timeout(left) {
                 Ok(line) => line,
                 Err(_) => {
+                    // stdout closed (the process exited) or the deadline passed.
+                    let exited = child.try_wait().ok().flatten();
                     let _ = child.kill();
                     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                    bail!("cornetta serve did not start within 60 s; its log:\n{log}");
+                    match exited {
+                        Some(status) => bail!("cornetta serve exited ({status}) before listening; its log:\n{log}"),
+                        None => bail!("cornetta serve did not start within 60 s; its log:\n{log}"),
+                    }
                 }
             };
             if let Some(key) = line.split("site key ").nth(1).and_then(|rest| rest.split([',', ' ', ')']).next()) {

@@ -148,8 +148,8 @@ async fn qr_refuses_bad_parameters_naming_them() {
     let server = Server::start().unwrap();
     let cases = [
         ("format=gif", "format must be svg or png"),
-        ("size=10", "size must be a whole number from 64 to 4096"),
-        ("size=big", "size must be a whole number"),
+        ("size=10", "size must be 64 to 4096 pixels, not 10"),
+        ("size=big", "size must be pixels (64-4096"),
         ("margin=99", "margin must be a whole number from 0 to 16"),
         ("ecc=Z", "ecc must be one of L, M, Q, H"),
         ("colour=red", "unknown field"),
@@ -472,8 +472,8 @@ fn cornetta_qr_writes_png_and_svg_files_offline() {
     let cases: [(&[&str], &str); 4] = [
         (&["qr", "--phone", "+39 12", "-o", "x.png"], "too short for region IT"),
         (&["qr", "--phone", "+393331234567", "-o", "x.gif"], "must end in .png or .svg"),
-        (&["qr", "--phone", "+393331234567", "-o", "x.png", "--ecc", "X"], "expected L, M, Q or H"),
-        (&["qr", "--phone", "+393331234567", "-o", "x.png", "--size", "5"], "--size 5"),
+        (&["qr", "--phone", "+393331234567", "-o", "x.png", "--ecc", "X"], "ecc must be one of L, M, Q, H"),
+        (&["qr", "--phone", "+393331234567", "-o", "x.png", "--size", "5"], "size must be 64 to 4096 pixels, not 5"),
     ];
     for (args, expected) in cases {
         let out = cornetta_tests::cornetta(dir.path(), args);

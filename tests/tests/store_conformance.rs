@@ -178,6 +178,11 @@ async fn site_origins_are_replaced_and_an_unknown_site_is_not_found(db: &mut Tes
     assert_eq!(db.store.site_by_id(&shop.id).await.unwrap().unwrap().allowed_origins, origins);
     let missing = db.store.update_site_origins("site_nope", vec![]).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    let widget = serde_json::json!({"greeting": {"en": "Hi \"there\" ✓"}, "agents": [{"name": "Giulia", "phone": "+393331234567"}]});
+    db.store.update_site_widget(&shop.id, widget.clone()).await.unwrap();
+    assert_eq!(db.store.site_by_id(&shop.id).await.unwrap().unwrap().widget, widget, "widget settings round-trip");
+    let missing = db.store.update_site_widget("site_nope", widget).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
 }
 
 // ---- notices ----------------------------------------------------------------------------

@@ -93,8 +93,9 @@ fn test(extra: &[String]) -> Result {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--exclude", "cornetta-widget", "--no-fail-fast"]);
     cmd.args(extra);
+    // The widget's host-side logic (templates, references, links) is tested in
+    // cornetta-shared; its behaviour in real Chromium by tests/tests/browser_*.rs.
     status(&mut cmd)?;
-    widget::test()?;
     eprintln!("xtask: all tests passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -105,13 +105,6 @@ pub(crate) fn build() -> Result<PathBuf> {
     Ok(dist)
 }
 
-/// Runs the widget's own wasm tests. Its logic that can run on the host (message
-/// templates, references, links) is tested in `cornetta-shared`; its behaviour in a real
-/// browser is tested by `tests/tests/browser_*.rs`, which `cargo test` runs.
-pub(crate) fn test() -> Result {
-    Ok(())
-}
-
 fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
 }

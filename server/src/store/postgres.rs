@@ -349,6 +349,14 @@ impl super::Store for PostgresStore {
         Ok(())
     }
 
+    async fn update_site_widget(&self, id: &str, widget: serde_json::Value) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE sites SET widget = $1::jsonb WHERE id = $2").bind(widget.to_string()).bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no site {id}")));
+        }
+        Ok(())
+    }
+
     async fn publish_notice(&self, notice: NewNotice) -> StoreResult<Notice> {
         let purposes = serde_json::to_string(&notice.purposes).map_err(|e| corrupt("purposes", e))?;
         let mut tx = self.pool.begin().await?;
