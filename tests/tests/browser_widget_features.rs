@@ -636,3 +636,48 @@ async fn without_interaction_the_page_fetches_only_the_loader() {
     assert_eq!(ours, [format!("{}/widget.js", server.url)], "only the loader before any interaction");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn on_desktop_exit_intent_opens_the_panel_once() {
+    let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
+    browser.before_each_page(EVENTS).await.unwrap();
+    browser.client.goto(&format!("{base}/exit.html")).await.unwrap();
+    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    // A pointer moving inside the page is not an exit.
+    browser.client.execute("document.body.dispatchEvent(new MouseEvent('mouseout', { bubbles: true, clientY: 200, relatedTarget: document.querySelector('h1') })); return true;", vec![]).await.unwrap();
+    browser.wait_for_js("return new Promise(function (ok) { requestAnimationFrame(function () { requestAnimationFrame(function () { ok(true); }); }); });", WAIT).await.unwrap();
+    assert_eq!(js(&browser, "return !!r.querySelector('[data-testid=cornetta-panel]');").await, false);
+    // Leaving through the top edge (towards the tabs and the address bar) is.
+    browser.client.execute("document.body.dispatchEvent(new MouseEvent('mouseout', { bubbles: true, clientY: -1, relatedTarget: null })); return true;", vec![]).await.unwrap();
+    until(&browser, PANEL_OPEN).await;
+    js(&browser, "r.querySelector('[data-testid=cornetta-close]').click();").await;
+    until(&browser, PANEL_CLOSED).await;
+    browser.client.execute("document.body.dispatchEvent(new MouseEvent('mouseout', { bubbles: true, clientY: -1, relatedTarget: null })); return true;", vec![]).await.unwrap();
+    browser.wait_for_js("return new Promise(function (ok) { requestAnimationFrame(function () { requestAnimationFrame(function () { ok(true); }); }); });", WAIT).await.unwrap();
+    assert_eq!(js(&browser, PANEL_CLOSED).await, true, "only once per page view");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn prefers_reduced_motion_turns_the_launchers_animation_off_and_keyboard_focus_is_visible() {
+    let (_server, shop, browser) = shop(BrowserOptions::default()).await;
+    browser.client.goto(&format!("{shop}/")).await.unwrap();
+    let transition = "return getComputedStyle(r.querySelector('[data-testid=cornetta-launcher]')).transitionDuration;";
+    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    assert_eq!(js(&browser, transition).await, "0.15s");
+    browser.emulate_media(&[("prefers-reduced-motion", "reduce")]).await.unwrap();
+    assert_eq!(js(&browser, transition).await, "0s");
+
+    let mut reached = false;
+    for _ in 0..30 {
+        press(&browser, Key::Tab).await;
+        if focused(&browser).await == "cornetta-launcher" {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached);
+    let outline = js(&browser, "var s = getComputedStyle(r.querySelector('[data-testid=cornetta-launcher]')); return [s.outlineStyle, s.outlineWidth];").await;
+    assert_eq!(outline, json!(["solid", "3px"]), "a visible focus ring (WCAG 2.4.7)");
+    browser.close().await;
+}
