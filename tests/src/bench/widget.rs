@@ -76,6 +76,8 @@ struct Visit {
     /// loader + glue + wasm, encodedBodySize, after the app started.
     full_bytes: u64,
     launcher_ms: f64,
+    /// From the loader's response end to the launcher being in the DOM (no paint yet).
+    launcher_dom_ms: f64,
     /// From the intent (hover) to `cornetta:ready`.
     ready_ms: Option<f64>,
     click_to_open_ms: f64,
@@ -131,10 +133,12 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
     let all: Vec<&Visit> = hover.iter().chain(&cold).chain(&warm).collect();
     let before = max_u(hover.iter().map(|v| v.before_bytes));
     let full = max_u(hover.iter().map(|v| v.full_bytes));
-    let long_tasks: Vec<&(f64, String)> = all.iter().flat_map(|v| &v.long_tasks).collect();
+    // The budget is "no task over 50 ms"; the observer also reports tasks of exactly 50.
+    let long_tasks: Vec<&(f64, String)> = all.iter().flat_map(|v| &v.long_tasks).filter(|t| t.0 > 50.0).collect();
     let longest = long_tasks.iter().map(|t| t.0).fold(0.0, f64::max);
     let cls = all.iter().map(|v| v.cls).fold(0.0, f64::max);
     let launcher: Vec<f64> = hover.iter().chain(&cold).map(|v| v.launcher_ms).collect();
+    let launcher_dom: Vec<f64> = hover.iter().chain(&cold).map(|v| v.launcher_dom_ms).collect();
     let open_warm_app: Vec<f64> = hover.iter().map(|v| v.click_to_open_ms).collect();
     let open_cold: Vec<f64> = cold.iter().map(|v| v.click_to_open_ms).collect();
     let open_cached: Vec<f64> = warm.iter().map(|v| v.click_to_open_ms).collect();
@@ -155,9 +159,10 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
     row("click → panel open, app started by hover", ms(&open_warm_app), "≤ 300 ms", max_f(&open_warm_app) <= 300.0);
     row("click → panel open, first click, cold cache", ms(&open_cold), "≤ 300 ms", max_f(&open_cold) <= 300.0);
     row("click → panel open, first click, cached files", ms(&open_cached), "≤ 300 ms", max_f(&open_cached) <= 300.0);
+    println!("{:<52} {:>18}", "launcher in the DOM after the loader arrived", ms(&launcher_dom));
     println!("{:<52} {:>18}", "hover → app ready (cold cache; informational)", ms(&ready));
-    for (duration, container) in long_tasks.iter().take(10) {
-        println!("  long task {duration:.0} ms ({container})");
+    for (duration, when) in long_tasks.iter().take(10) {
+        println!("  long task {duration:.0} ms {when}");
     }
     Ok(())
 }
@@ -205,6 +210,7 @@ async fn measure(browser: &Browser, url: &str, api: &str, mode: Mode) -> anyhow:
     let root = browser.widget().await?;
     let launcher = root.find(Locator::Css("[data-testid=cornetta-launcher]")).await?;
     let mut v = Visit::default();
+    let mut intent_at = None;
     if mode == Mode::HoverThenClick {
         // Quiet time: anything fetched now would be fetched without interaction.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -212,6 +218,7 @@ async fn measure(browser: &Browser, url: &str, api: &str, mode: Mode) -> anyhow:
         v.before_bytes = bytes;
         v.before_files = files;
         let t0: f64 = num(&c.execute("return performance.now();", vec![]).await?);
+        intent_at = Some(t0);
         let hover = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement { element: launcher.clone(), duration: None, x: 0.0, y: 0.0 });
         c.perform_actions(hover).await?;
         let ready = browser.wait_for_js("return window.__bench.ready;", Duration::from_secs(20)).await?;
@@ -233,7 +240,30 @@ async fn measure(browser: &Browser, url: &str, api: &str, mode: Mode) -> anyhow:
         vec![],
     ).await?);
     v.launcher_ms = num(&m["launcherFrame"]) - loader_end;
-    v.long_tasks = m["longTasks"].as_array().into_iter().flatten().map(|t| (num(&t["duration"]), t["container"].as_str().unwrap_or("").to_owned())).collect();
+    v.launcher_dom_ms = num(&m["launcher"]) - loader_end;
+    // When each long task ran, against the widget's own work: the loader (its response end
+    // to the launcher's frame) and the app's start (intent or click to ready and open).
+    let app_from = intent_at.unwrap_or_else(|| num(&m["click"]));
+    let app_to = num(&m["ready"]).max(num(&m["open"]));
+    v.long_tasks = m["longTasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let (start, duration) = (num(&t["start"]), num(&t["duration"]));
+            let end = start + duration;
+            let phase = if end < loader_end {
+                "page load, before the loader ran"
+            } else if start <= num(&m["launcherFrame"]) {
+                "while the loader ran"
+            } else if start <= app_to && end >= app_from {
+                "while the app started"
+            } else {
+                "elsewhere"
+            };
+            (duration, format!("at {start:.0} ms, {phase}; {mode:?} visit"))
+        })
+        .collect();
     v.cls = num(&m["cls"]);
     let (full, _) = resources(browser, api, |path| path == "/widget.js" || path.starts_with("/widget/")).await?;
     v.full_bytes = full;
