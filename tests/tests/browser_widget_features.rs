@@ -681,3 +681,69 @@ async fn prefers_reduced_motion_turns_the_launchers_animation_off_and_keyboard_f
     assert_eq!(outline, json!(["solid", "3px"]), "a visible focus ring (WCAG 2.4.7)");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_prefilled_message_fills_title_url_agent_and_ref_exactly_and_the_privacy_link_is_shown() {
+    use cornetta_shared::link::encode_text;
+    use cornetta_shared::widget::{MessageVars, fill_message};
+    let (server, shop, browser) = shop(BrowserOptions::default()).await;
+    let template = "Ciao {agent}! #1 & 100% sure? About \"{title}\" at {url} — ref {ref} 🙂\nThanks";
+    put_settings(
+        &server,
+        json!({
+            "text": template,
+            "privacy_url": "https://shop.example/privacy",
+            "agents": [{ "name": "Giulia", "role": "Orders", "phone": "+39 333 1234567" }]
+        }),
+    )
+    .await;
+    let page_url = format!("{shop}/?utm_source=test&x=%20y#top");
+    browser.client.goto(&page_url).await.unwrap();
+    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
+    click(&browser, "cornetta-launcher").await;
+    until(&browser, PANEL_OPEN).await;
+    let privacy = js(&browser, "var a = r.querySelector('[data-testid=cornetta-privacy]'); return [a.href, a.getClientRects().length > 0];").await;
+    assert_eq!(privacy, json!(["https://shop.example/privacy", true]));
+    click(&browser, "cornetta-purpose-utility").await;
+    click(&browser, "cornetta-start").await;
+    let url = opened(&browser).await;
+    let reference = Reference::find_in(&decode_text(&url).unwrap()).unwrap();
+    let want = fill_message(
+        Some(template),
+        &MessageVars { title: "Acme Shop – Handmade leather shoes", url: &page_url, agent: "Giulia", reference: Some(&reference) },
+    );
+    assert_eq!(url, format!("https://wa.me/393331234567?text={}", encode_text(&want)));
+    assert_eq!(decode_text(&url).unwrap(), want, "decodes back to the filled text, byte for byte");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_language_comes_from_navigator_languages_for_the_ui_and_the_notice() {
+    let (_server, shop, browser) = shop(BrowserOptions { lang: Some("it-IT,it".into()), ..BrowserOptions::default() }).await;
+    browser.client.goto(&format!("{shop}/")).await.unwrap();
+    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    let label = js(&browser, "return r.querySelector('[data-testid=cornetta-launcher]').getAttribute('aria-label');").await;
+    assert!(label.as_str().unwrap().starts_with("Scrivici su WhatsApp"), "{label}");
+    click(&browser, "cornetta-launcher").await;
+    until(&browser, PANEL_OPEN).await;
+    let texts = js(&browser, "return [r.querySelector('[data-testid=cornetta-start]').textContent.trim(), r.querySelector('[data-testid=cornetta-greeting]').textContent, r.querySelector('[data-testid=cornetta-consent]').getAttribute('lang'), r.querySelector('[data-testid=cornetta-panel]').getAttribute('lang')];").await;
+    assert_eq!(texts[0], "Inizia la chat");
+    assert!(texts[1].as_str().unwrap().starts_with("Ciao!"), "the site's Italian greeting: {}", texts[1]);
+    assert_eq!(texts[2], "it", "the Italian notice");
+    assert_eq!(texts[3], "it");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn data_color_position_and_offset_theme_the_launcher() {
+    let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
+    browser.client.goto(&format!("{base}/themed.html")).await.unwrap();
+    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    let placed = js(&browser, "var b = h.getBoundingClientRect(); return [Math.round(b.left), Math.round(innerHeight - b.bottom), getComputedStyle(r.querySelector('[data-testid=cornetta-launcher]')).backgroundColor];").await;
+    assert_eq!(placed, json!([32, 32, "rgb(122, 31, 162)"]));
+    click(&browser, "cornetta-launcher").await;
+    until(&browser, PANEL_OPEN).await;
+    let panel = js(&browser, "var b = r.querySelector('[data-testid=cornetta-panel]').getBoundingClientRect(); return [Math.round(b.left), getComputedStyle(r.querySelector('[data-testid=cornetta-panel] .head')).backgroundColor];").await;
+    assert_eq!(panel, json!([32, "rgb(122, 31, 162)"]), "the panel opens on the left, in the accent colour");
+    browser.close().await;
+}
