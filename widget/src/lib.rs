@@ -119,8 +119,9 @@ enum Load {
 }
 
 /// Where the visitor's consent stands in this page view.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 enum Consent {
+    #[default]
     None,
     /// Sent; the chat is already open.
     Sending(Reference),
@@ -128,6 +129,20 @@ enum Consent {
     Recorded { reference: Reference, at: String },
     Failed(String),
     Withdrawn,
+}
+
+/// Everything the chat part of the panel changes, in one signal: each signal's value type
+/// costs the wasm its own copy of the reactive machinery, and the panel is small enough
+/// that re-running its few reactive closures on any change costs nothing noticeable.
+#[derive(Debug, Clone, Default)]
+struct ChatState {
+    /// The purposes ticked, in the order they were ticked.
+    ticked: Vec<Purpose>,
+    consent: Consent,
+    /// The chat link and its QR code's URL, once Start chat was pressed on a desktop.
+    link: Option<(String, String)>,
+    /// The agent the chat goes to (index into the site's agents).
+    chosen: usize,
 }
 
 /// The app's controls, shared by the exported handle and the view's event handlers.
@@ -500,15 +515,14 @@ fn Chat(
     o: Arc<Options>,
 ) -> impl IntoView {
     let ui = o.ui;
-    let ticked = RwSignal::new(Vec::<Purpose>::new());
-    let consent = RwSignal::new(Consent::None);
-    let chat_link = RwSignal::new(None::<(String, String)>);
     let records = site.key.is_some() && site.notice.as_ref().is_some_and(|n| !n.purposes.is_empty());
     let required = records && !site.consent_optional;
     // The first agent who is online now answers, unless the visitor picks another.
-    let chosen = RwSignal::new(site.agents.iter().position(|a| a.now.online).unwrap_or(0));
-    let agreed = move || matches!(consent.get(), Consent::Recorded { .. } | Consent::Sending(_));
-    let can_start = move || !required || !ticked.with(Vec::is_empty) || agreed();
+    let state = RwSignal::new(ChatState { chosen: site.agents.iter().position(|a| a.now.online).unwrap_or(0), ..ChatState::default() });
+    let consent = move || state.with(|s| s.consent.clone());
+    let set_consent = move |c: Consent| state.update(|s| s.consent = c);
+    let agreed = move || state.with(|s| matches!(s.consent, Consent::Recorded { .. } | Consent::Sending(_)));
+    let can_start = move || !required || !state.with(|s| s.ticked.is_empty()) || agreed();
     let greeting = site.greeting.clone().unwrap_or_else(|| ui.greeting.to_owned());
 
     let start_site = site.clone();
@@ -518,22 +532,22 @@ fn Chat(
         let o = &start_o;
         // Everything up to window.open is synchronous: browsers allow a new window only
         // while the click's user activation lasts, so nothing here may wait on the server.
-        let purposes = ticked.get_untracked();
-        let existing = match consent.get_untracked() {
+        let (purposes, current, chosen) = state.with_untracked(|s| (s.ticked.clone(), s.consent.clone(), s.chosen));
+        let existing = match current {
             Consent::Recorded { reference, .. } | Consent::Sending(reference) => Some(reference),
             _ => None,
         };
         let new_grant = existing.is_none() && records && !purposes.is_empty();
         let reference = existing.or_else(|| new_grant.then(random_reference).flatten());
         let (title, url) = page();
-        let agent = site.agents.get(chosen.get_untracked());
+        let agent = site.agents.get(chosen);
         let vars = MessageVars { title: &title, url: &url, agent: agent.map_or("", |a| a.name.as_str()), reference: reference.as_ref() };
         let text = fill_message(site.text.as_deref(), &vars);
         let phone = site.phone_for(agent);
         let link = match WaLink::new(phone.clone(), Some(&text)) {
             Ok(link) => link,
             Err(e) => {
-                consent.set(Consent::Failed(e.to_string()));
+                set_consent(Consent::Failed(e.to_string()));
                 return;
             }
         };
@@ -548,21 +562,21 @@ fn Chat(
             // The request starts here, before the window opens; keepalive lets it finish
             // even if the page goes away.
             let pending = net::request(&format!("{}v1/consents", o.api), Some(&body));
-            consent.set(Consent::Sending(reference.clone()));
+            set_consent(Consent::Sending(reference.clone()));
             let (reference, lang) = (reference.clone(), ui.lang);
             spawn_local(async move {
                 match net::answer(pending).await {
                     Ok(a) if a.status == 201 => {
                         let at = local_time(&net::text(&a.body, "recorded_at").unwrap_or_default(), lang);
                         ctl.with_value(|c| c.emit("consent", &detail(Some(&reference), None)));
-                        consent.set(Consent::Recorded { reference, at });
+                        set_consent(Consent::Recorded { reference, at });
                         // The receipt pushed the QR code down.
-                        if chat_link.with_untracked(Option::is_some) {
+                        if state.with_untracked(|s| s.link.is_some()) {
                             scroll_to_end(ctl);
                         }
                     }
-                    Ok(a) => consent.set(Consent::Failed(a.error_message())),
-                    Err(e) => consent.set(Consent::Failed(e)),
+                    Ok(a) => set_consent(Consent::Failed(a.error_message())),
+                    Err(e) => set_consent(Consent::Failed(e)),
                 }
             });
         }
@@ -573,7 +587,7 @@ fn Chat(
         if !o.mobile && o.qr {
             // The same link as a QR code (the server's SVG), to scan with the phone.
             let qr = format!("{}v1/qr?format=svg&margin=2&phone={}&text={}", o.api, encode_text(phone.as_str()), encode_text(&text));
-            chat_link.set(Some((link.url().to_owned(), qr)));
+            state.update(|s| s.link = Some((link.url().to_owned(), qr)));
             scroll_to_end(ctl);
         }
     };
@@ -581,20 +595,22 @@ fn Chat(
     let withdraw_site = site.clone();
     let withdraw_o = o.clone();
     let withdraw = move |_| {
-        let (Consent::Recorded { reference, .. }, Some(key)) = (consent.get_untracked(), withdraw_site.key.clone()) else { return };
+        let (Consent::Recorded { reference, .. }, Some(key)) = (state.with_untracked(|s| s.consent.clone()), withdraw_site.key.clone()) else { return };
         let body = Object::new();
         set(&body, "site", &key.as_str().into());
         let pending = net::request(&format!("{}v1/consents/{}/withdraw", withdraw_o.api, reference.as_str()), Some(&body));
         spawn_local(async move {
             match net::answer(pending).await {
                 Ok(a) if a.status == 200 => {
-                    ticked.set(Vec::new());
-                    chat_link.set(None);
-                    consent.set(Consent::Withdrawn);
+                    state.update(|s| {
+                        s.ticked.clear();
+                        s.link = None;
+                        s.consent = Consent::Withdrawn;
+                    });
                     ctl.with_value(|c| c.emit("withdraw", &detail(Some(&reference), None)));
                 }
-                Ok(a) => consent.set(Consent::Failed(a.error_message())),
-                Err(e) => consent.set(Consent::Failed(e)),
+                Ok(a) => set_consent(Consent::Failed(a.error_message())),
+                Err(e) => set_consent(Consent::Failed(e)),
             }
         });
     };
@@ -612,10 +628,11 @@ fn Chat(
                         <input
                             type="checkbox"
                             data-testid=format!("cornetta-purpose-{}", purpose.as_str())
-                            prop:checked=move || ticked.with(|t| t.contains(&purpose))
+                            prop:checked=move || state.with(|s| s.ticked.contains(&purpose))
                             on:change=move |ev| {
                                 let on = event_target_checked(&ev);
-                                ticked.update(|t| {
+                                state.update(|s| {
+                                    let t = &mut s.ticked;
                                     t.retain(|p| *p != purpose);
                                     if on {
                                         t.push(purpose);
@@ -648,8 +665,8 @@ fn Chat(
                 view! {
                     <li>
                         <button type="button" class="agent" data-testid=format!("cornetta-agent-{i}")
-                            aria-pressed=move || if chosen.get() == i { "true" } else { "false" }
-                            on:click=move |_| chosen.set(i)>
+                            aria-pressed=move || if state.with(|s| s.chosen) == i { "true" } else { "false" }
+                            on:click=move |_| state.update(|s| s.chosen = i)>
                             <span class=if a.now.online { "dot on" } else { "dot" } aria-hidden="true"></span>
                             <span>{a.name.clone()}<small>{about}</small></span>
                         </button>
@@ -660,20 +677,20 @@ fn Chat(
         view! { <ul class="agents" aria-label=ui.agents data-testid="cornetta-agents">{items}</ul> }
     });
     let closed = site.closed;
-    let receipt = move || match consent.get() {
+    let receipt = move || match consent() {
         Consent::Recorded { reference, at } => Some((fill(ui.agreed, &at), reference.to_string())),
         _ => None,
     };
-    let failure = move || match consent.get() {
+    let failure = move || match consent() {
         Consent::Failed(reason) => Some(fill(ui.not_recorded, &reason)),
         _ => None,
     };
     // One class on the chat's root says which of its parts show (panel.css), rather than a
     // reactive `hidden` on each part: every reactive attribute costs the wasm its own copy
     // of Leptos's effect code.
-    let state = move || {
+    let parts = move || {
         let mut class = String::from("state");
-        class.push_str(match consent.get() {
+        class.push_str(match consent() {
             Consent::Recorded { .. } => " agreed recorded",
             Consent::Sending(_) => " agreed",
             Consent::Withdrawn => " withdrawn",
@@ -683,14 +700,14 @@ fn Chat(
         if !required || can_start() {
             class.push_str(" can-start");
         }
-        if chat_link.with(Option::is_some) {
+        if state.with(|s| s.link.is_some()) {
             class.push_str(" linked");
         }
         class
     };
 
     view! {
-        <div class=state>
+        <div class=parts>
         // dir=auto: a greeting in another script than the UI (English in an Arabic panel)
         // keeps its own direction.
         <p class="greeting" dir="auto" data-testid="cornetta-greeting">{greeting}</p>
@@ -714,9 +731,9 @@ fn Chat(
             {move || failure().unwrap_or_default()}
         </p>
         <div class="qr when-linked" data-testid="cornetta-qr">
-            <img class="code" width="168" height="168" alt=ui.scan src=move || chat_link.get().map(|l| l.1).unwrap_or_default() />
+            <img class="code" width="168" height="168" alt=ui.scan src=move || state.with(|s| s.link.as_ref().map(|l| l.1.clone())).unwrap_or_default() />
             <p>{ui.scan}</p>
-            <a href=move || chat_link.get().map(|l| l.0).unwrap_or_default() target="_blank" rel="noopener" data-testid="cornetta-open-web">{ui.open_web}</a>
+            <a href=move || state.with(|s| s.link.as_ref().map(|l| l.0.clone())).unwrap_or_default() target="_blank" rel="noopener" data-testid="cornetta-open-web">{ui.open_web}</a>
         </div>
         </div>
     }
