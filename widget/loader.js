@@ -31,7 +31,7 @@
   }
 
   if (!script || !script.src) {
-    return fail("load widget.js as <script src=… async>, not as a module");
+    return fail("load widget.js with <script src async>, not as a module");
   }
   if (window.Cornetta) {
     return fail("widget.js is included twice");
@@ -145,7 +145,7 @@
     ".launcher svg{width:30px;height:30px;fill:currentColor}" +
     "@media (prefers-reduced-motion:reduce){*{transition:none!important}}"
   );
-  var ICON = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\" focusable=\"false\"><path d=\"M12 2C6.5 2 2 6 2 11c0 2.4 1 4.6 2.8 6.3L4 22l4.9-2.1c1 .3 2 .4 3.1.4 5.5 0 10-4 10-9S17.5 2 12 2zm-4 8h8v2H8v-2zm0-3h8v2H8V7zm0 6h5v2H8v-2z\"/></svg>";
+  var ICON = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"M12 2C6.5 2 2 6 2 11c0 2.4 1 4.6 2.8 6.3L4 22l4.9-2.1c1 .3 2 .4 3.1.4 5.5 0 10-4 10-9S17.5 2 12 2zm-4 8h8v2H8v-2zm0-3h8v2H8V7zm0 6h5v2H8v-2z\"/></svg>";
   var launcher = document.createElement("button");
   launcher.type = "button";
   launcher.className = "launcher";

@@ -32,7 +32,7 @@ use crate::net::{get, set, text};
 const CSS: &str = include_str!("panel.css");
 /// The close button's icon, as markup: one static string costs the wasm less than a typed
 /// `<svg>` view.
-const CLOSE_ICON: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z"/></svg>"#;
+const CLOSE_ICON: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z"/></svg>"#;
 /// What Tab cycles through inside the open dialog.
 const FOCUSABLE: &str = "button:not([disabled]),input:not([disabled]),a[href]";
 
