@@ -747,3 +747,23 @@ async fn data_color_position_and_offset_theme_the_launcher() {
     assert_eq!(panel, json!([32, "rgb(122, 31, 162)"]), "the panel opens on the left, in the accent colour");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn with_data_consent_optional_the_chat_starts_unticked_and_records_nothing() {
+    let (server, base, browser) = test_pages(BrowserOptions::default()).await;
+    browser.client.goto(&format!("{base}/optional.html")).await.unwrap();
+    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
+    click(&browser, "cornetta-launcher").await;
+    until(&browser, PANEL_OPEN).await;
+    assert_eq!(js(&browser, "return r.querySelector('[data-testid=cornetta-purpose-utility]').checked;").await, false, "still offered, unticked");
+    assert_eq!(js(&browser, "return r.querySelector('[data-testid=cornetta-start]').disabled;").await, false);
+    click(&browser, "cornetta-start").await;
+    let url = opened(&browser).await;
+    let text = decode_text(&url).unwrap();
+    assert!(Reference::find_in(&text).is_none(), "no reference without a consent: {text:?}");
+    assert_eq!(js(&browser, &visible("cornetta-agreed")).await, false);
+    let token = server.token("auditor");
+    let page: ConsentPage = client().get(server.at("/v1/consents")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert!(page.events.is_empty(), "nothing recorded: {:?}", page.events);
+    browser.close().await;
+}
