@@ -466,8 +466,8 @@ async fn agents_with_business_hours_show_when_they_reply_redirect_outside_hours_
 }
 
 #[tokio::test]
-async fn the_widget_adds_one_global_window_cornetta_and_sets_no_cookies() {
-    let (_server, shop, browser) = shop(BrowserOptions::default()).await;
+async fn the_widget_adds_one_global_window_cornetta_sets_no_cookies_and_calls_no_third_party() {
+    let (server, shop, browser) = shop(BrowserOptions::default()).await;
     browser.before_each_page("window.__globalsBefore = Object.getOwnPropertyNames(window);").await.unwrap();
     browser.client.goto(&format!("{shop}/")).await.unwrap();
     browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
@@ -497,6 +497,16 @@ async fn the_widget_adds_one_global_window_cornetta_and_sets_no_cookies() {
     assert_eq!(browser.client.execute("return document.cookie;", vec![]).await.unwrap(), "");
     let cookies = browser.cdp("Network.getAllCookies", json!({})).await.unwrap();
     assert_eq!(cookies["cookies"], json!([]), "no cookies on any origin");
+    // No third-party calls: every request went to the shop or to Cornetta.
+    let requests = browser.client.execute("return performance.getEntriesByType('resource').map(function (r) { return r.name; });", vec![]).await.unwrap();
+    let elsewhere: Vec<&str> = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|u| !u.starts_with(&shop) && !u.starts_with(&server.url))
+        .collect();
+    assert!(elsewhere.is_empty(), "requests to third parties: {elsewhere:?}");
     browser.close().await;
 }
 
