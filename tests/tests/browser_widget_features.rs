@@ -794,3 +794,30 @@ async fn the_pages_css_cannot_hide_or_restyle_the_widget() {
     assert_eq!(start, json!(["rgb(90, 98, 112)", "15px", "block"]), "the panel's text keeps its own colour and size");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn each_of_the_seven_languages_names_the_launcher_and_labels_start_chat_in_that_language() {
+    let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
+    let table = [
+        ("en", "Chat with us on WhatsApp", "Start chat", "ltr"),
+        ("it", "Scrivici su WhatsApp", "Inizia la chat", "ltr"),
+        ("es", "Escríbenos por WhatsApp", "Iniciar chat", "ltr"),
+        ("pt", "Fale connosco no WhatsApp", "Iniciar conversa", "ltr"),
+        ("fr", "Écrivez-nous sur WhatsApp", "Démarrer la discussion", "ltr"),
+        ("de", "Schreiben Sie uns auf WhatsApp", "Chat starten", "ltr"),
+        ("ar", "تحدث معنا على واتساب", "ابدأ المحادثة", "rtl"),
+    ];
+    for (lang, label, start, dir) in table {
+        browser.client.goto(&format!("{base}/lang-{lang}.html")).await.unwrap();
+        until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+        js(&browser, "r.querySelector('[data-testid=cornetta-launcher]').click();").await;
+        until(&browser, PANEL_OPEN).await;
+        let seen = js(&browser, "var p = r.querySelector('[data-testid=cornetta-panel]'); return [r.querySelector('[data-testid=cornetta-launcher]').getAttribute('aria-label'), r.querySelector('[data-testid=cornetta-start]').textContent.trim(), p.getAttribute('lang'), p.getAttribute('dir'), r.querySelector('[data-testid=cornetta-close]').getAttribute('aria-label')];").await;
+        assert!(seen[0].as_str().unwrap().starts_with(label), "{lang}: {seen}");
+        assert_eq!(seen[1], start, "{lang}");
+        assert_eq!(seen[2], lang);
+        assert_eq!(seen[3], dir);
+        assert!(!seen[4].as_str().unwrap().is_empty(), "{lang}: the close button is labelled");
+    }
+    browser.close().await;
+}
