@@ -821,3 +821,22 @@ async fn each_of_the_seven_languages_names_the_launcher_and_labels_start_chat_in
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn outside_hours_with_hide_and_nobody_online_the_panel_offers_no_chat_and_says_when_it_reopens() {
+    let (server, shop, browser) = shop(BrowserOptions::default()).await;
+    let (closed, _) = closed_now_hours();
+    put_settings(
+        &server,
+        json!({ "agents": [{ "name": "Night Owl", "phone": "+39 333 7654321", "hours": closed }], "outside_hours": { "mode": "hide" } }),
+    )
+    .await;
+    browser.client.goto(&format!("{shop}/")).await.unwrap();
+    click(&browser, "cornetta-launcher").await;
+    until(&browser, &visible("cornetta-closed")).await;
+    let note = js(&browser, "return r.querySelector('[data-testid=cornetta-closed]').textContent;").await;
+    assert!(note.as_str().unwrap().contains("We reply from"), "{note}");
+    assert_eq!(js(&browser, &visible("cornetta-start")).await, false, "no Start chat while closed");
+    assert_eq!(js(&browser, "return r.querySelector('[data-testid=cornetta-status]').textContent;").await, note, "the header says the same");
+    browser.close().await;
+}
