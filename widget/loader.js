@@ -1,4 +1,4 @@
-/*! Cornetta widget loader (https://example.invalid/cornetta): draws the chat button in a Shadow DOM and starts the app on intent. */
+// Cornetta widget loader: draws the chat button in a Shadow DOM and starts the app on intent.
 // This is the only file a visitor downloads before touching the button (the facade
 // pattern): it validates the script tag, draws an accessible launcher inside an open Shadow
 // DOM, and fetches the Leptos/wasm app only on intent (pointer enter, focus, touch start,
@@ -9,11 +9,9 @@
 // Classic script on purpose: `document.currentScript` (our data-* attributes) is null in a
 // module script. The one global is `window.Cornetta` (documented in widget/README.md).
 (function (window, document) {
-  "use strict";
   var GLUE = "__CORNETTA_GLUE__";
   var WASM = "__CORNETTA_WASM__";
   var VERSION = "__CORNETTA_VERSION__";
-  var LANGS = ["en", "it", "es", "pt", "fr", "de", "ar"];
   // The launcher's accessible name; the panel's strings live in the app.
   var LABELS = {
     en: "Chat with us on WhatsApp",
@@ -33,55 +31,54 @@
   }
 
   if (!script || !script.src) {
-    return fail("load widget.js with <script src=\".../widget.js\" async>, not inline or as a module (document.currentScript is empty)");
+    return fail("load widget.js with <script src async>, not as a module");
   }
   if (window.Cornetta) {
-    return fail("widget.js is included twice on this page; keep a single script tag");
+    return fail("widget.js is included twice");
   }
-  var data = script.dataset;
   var base = new URL(".", script.src).href;
 
   function attr(name, pattern, expected, fallback) {
-    var value = data[name.replace(/-(\w)/g, function (_, c) { return c.toUpperCase(); })];
+    var value = script.getAttribute("data-" + name);
     if (value == null || value === "") return fallback;
     if (!pattern.test(value)) {
-      throw "data-" + name + "=\"" + value + "\" is invalid: expected " + expected;
+      throw "data-" + name + "=\"" + value + "\" must be " + expected;
     }
     return value;
   }
 
   var opts;
   try {
-    var site = attr("site", /^pk_[a-z0-9]{16,64}$/, "your site key (pk_…, see `cornetta site list`)");
-    var phone = attr("phone", /^[\s()+.\-\d]{7,40}$/, "a number like +39 333 1234567");
+    var site = attr("site", /^pk_[a-z0-9]{16,64}$/, "a site key (pk_…)");
+    var phone = attr("phone", /^[\s()+.\-\d]{7,40}$/, "+39 333 1234567");
     var digits = phone && phone.replace(/\D/g, "").replace(/^00/, "");
     if (phone && (!/^\s*\(?\s*(\+|00)/.test(phone) || !/^[1-9]\d{6,14}$/.test(digits))) {
-      throw "data-phone=\"" + phone + "\" is invalid: expected the country code too, like +39 333 1234567";
+      throw "data-phone=\"" + phone + "\" must start with + and the country code";
     }
     if (!site && !phone) {
-      throw "the script tag needs data-site=\"pk_…\" or data-phone=\"+39 333 1234567\"";
+      throw "data-site or data-phone is missing";
     }
     opts = {
       api: base,
       site: site,
       phone: phone,
       digits: digits,
-      business: attr("business", /^[^<>]{1,200}$/, "at most 200 characters, no < >"),
-      text: attr("text", /^[\s\S]{1,1000}$/, "at most 1000 characters"),
-      greeting: attr("greeting", /^[\s\S]{1,300}$/, "at most 300 characters"),
-      consent: attr("consent", /^(required|optional)$/, "required or optional", "required"),
-      lang: attr("lang", /^[a-zA-Z]{2}(-[a-zA-Z0-9]{2,8})?$/, "a language code like en or pt-BR"),
-      color: attr("color", /^#([0-9a-fA-F]{3}){1,2}$/, "a colour like #0a7c55", "#0a7c55"),
-      position: attr("position", /^(left|right)$/, "left or right", "right"),
-      offset: +attr("offset", /^\d{1,3}$/, "pixels, 0 to 999", "20"),
-      preload: attr("preload", /^(intent|idle)$/, "intent or idle", "intent"),
+      business: attr("business", /^[^<>]{1,200}$/, "≤ 200 characters, no < >"),
+      text: attr("text", /^[\s\S]{1,1000}$/, "≤ 1000 characters"),
+      greeting: attr("greeting", /^[\s\S]{1,300}$/, "≤ 300 characters"),
+      consent: attr("consent", /^(required|optional)$/, "required|optional", "required"),
+      lang: attr("lang", /^[a-zA-Z]{2}(-[a-zA-Z0-9]{2,8})?$/, "a language code (en, pt-BR)"),
+      color: attr("color", /^#([0-9a-fA-F]{3}){1,2}$/, "#rrggbb", "#0a7c55"),
+      position: attr("position", /^(left|right)$/, "left|right", "right"),
+      offset: +attr("offset", /^\d{1,3}$/, "0-999", "20"),
+      preload: attr("preload", /^(intent|idle)$/, "intent|idle", "intent"),
       openAfter: +attr("open-after", /^\d{1,4}$/, "seconds", "0"),
-      openScroll: +attr("open-scroll", /^(100|\d{1,2})$/, "a percentage, 1 to 100", "0"),
-      openExit: attr("open-exit", /^(true|false)$/, "true or false", "false") === "true",
-      show: attr("show-paths", /^[^\s<>]{1,500}$/, "paths like /shop/*,/contact"),
-      hide: attr("hide-paths", /^[^\s<>]{1,500}$/, "paths like /checkout/*"),
-      devices: attr("devices", /^(all|mobile|desktop)$/, "all, mobile or desktop", "all"),
-      qr: attr("qr", /^(true|false)$/, "true or false", "true") === "true"
+      openScroll: +attr("open-scroll", /^(100|\d{1,2})$/, "1-100", "0"),
+      openExit: attr("open-exit", /^(true|false)$/, "true|false", "false") === "true",
+      show: attr("show-paths", /^[^\s<>]{1,500}$/, "/shop/*,/contact"),
+      hide: attr("hide-paths", /^[^\s<>]{1,500}$/, "/shop/*,/contact"),
+      devices: attr("devices", /^(all|mobile|desktop)$/, "all|mobile|desktop", "all"),
+      qr: attr("qr", /^(true|false)$/, "true|false", "true") === "true"
     };
   } catch (message) {
     return fail(message);
@@ -90,15 +87,14 @@
   // The visitor's languages, best first; the UI uses the first one we translate.
   var wanted = (opts.lang ? [opts.lang] : []).concat(nav.languages || [nav.language || "en"]);
   var prefs = [];
-  for (var i = 0; i < wanted.length; i++) {
-    var primary = String(wanted[i]).slice(0, 2).toLowerCase();
-    if (prefs.indexOf(primary) < 0) prefs.push(primary);
-  }
-  var ui = "en";
-  for (i = prefs.length - 1; i >= 0; i--) if (LANGS.indexOf(prefs[i]) >= 0) ui = prefs[i];
+  wanted.forEach(function (lang) {
+    lang = String(lang).slice(0, 2).toLowerCase();
+    if (prefs.indexOf(lang) < 0) prefs.push(lang);
+  });
+  var ui = prefs.filter(function (lang) { return LABELS[lang]; })[0] || "en";
   opts.ui = ui;
   opts.langs = prefs.join(",");
-  opts.mobile = /Mobi|Android|iPhone|iPad/i.test(nav.userAgent) || (window.matchMedia && matchMedia("(pointer: coarse)").matches);
+  opts.mobile = /Mobi|Android/i.test(nav.userAgent) || (window.matchMedia && matchMedia("(pointer: coarse)").matches);
 
   // Show/hide by path pattern (`*` matches anything) and device.
   function matches(list) {
@@ -142,18 +138,17 @@
   var side = opts.position;
   css(
     ":host{all:initial!important;position:fixed!important;z-index:2147483000!important;bottom:" + opts.offset + "px!important;" + side + ":" + opts.offset + "px!important;display:block!important;" +
-    "--c-accent:" + opts.color + ";font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color-scheme:light dark}" +
-    ".launcher{display:flex;align-items:center;justify-content:center;width:56px;height:56px;margin:0;padding:0;border:0;border-radius:50%;" +
-    "background:var(--c-accent);color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.28);text-decoration:none;transition:transform .15s}" +
+    "--c-accent:" + opts.color + ";color-scheme:light dark}" +
+    ".launcher{display:grid;place-items:center;width:56px;height:56px;margin:0;padding:0;border:0;border-radius:50%;" +
+    "background:var(--c-accent);color:#fff;cursor:pointer;box-shadow:0 4px 14px #0006;transition:transform .15s}" +
     ".launcher:hover{transform:scale(1.06)}.launcher:focus-visible{outline:3px solid #1a1a1a;outline-offset:3px;box-shadow:0 0 0 6px #fff}" +
     ".launcher svg{width:30px;height:30px;fill:currentColor}" +
-    "@media (prefers-reduced-motion:reduce){*{transition:none!important;animation:none!important}}"
+    "@media (prefers-reduced-motion:reduce){*{transition:none!important}}"
   );
-  var ICON = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\" focusable=\"false\"><path d=\"M12 2C6.5 2 2 6 2 11c0 2.4 1 4.6 2.8 6.3L4 22l4.9-2.1c1 .3 2 .4 3.1.4 5.5 0 10-4 10-9S17.5 2 12 2zm-4 8h8v2H8v-2zm0-3h8v2H8V7zm0 6h5v2H8v-2z\"/></svg>";
+  var ICON = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"M12 2C6.5 2 2 6 2 11c0 2.4 1 4.6 2.8 6.3L4 22l4.9-2.1c1 .3 2 .4 3.1.4 5.5 0 10-4 10-9S17.5 2 12 2zm-4 8h8v2H8v-2zm0-3h8v2H8V7zm0 6h5v2H8v-2z\"/></svg>";
   var launcher = document.createElement("button");
   launcher.type = "button";
   launcher.className = "launcher";
-  launcher.setAttribute("part", "launcher");
   launcher.setAttribute("data-testid", "cornetta-launcher");
   launcher.setAttribute("aria-label", LABELS[ui] + (opts.business ? " – " + opts.business : ""));
   launcher.setAttribute("aria-haspopup", "dialog");
@@ -211,7 +206,7 @@
     fetch(base + "v1/sites/" + opts.site + "/widget?lang=" + encodeURIComponent(opts.langs))
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(function (c) { draw(c.phone.slice(1), opts.text || c.text); })
-      .catch(function (e) { fail("the chat is unavailable (" + why + "; configuration: " + e + ")"); });
+      .catch(function (e) { fail("the chat is unavailable (" + e + ")"); });
   }
 
   function load() {
@@ -229,7 +224,7 @@
         });
       })
       .catch(function (e) {
-        fail("the chat app did not start (" + e + "); showing a plain WhatsApp link instead");
+        fail("the chat app did not start (" + e + ")");
         fallback(String(e));
       });
     return loading;
@@ -243,7 +238,7 @@
   }
 
   if (!wasmWorks()) {
-    fallback("WebAssembly is unavailable or blocked by the page's Content-Security-Policy");
+    fallback("WebAssembly is missing or blocked by the page's CSP");
   } else {
     launcher.addEventListener("click", function () { ask("toggle"); });
     ["pointerenter", "focus", "touchstart"].forEach(function (type) {
@@ -255,8 +250,8 @@
     }
     // Triggers: after N seconds, at N % scroll, on exit intent (desktop), on #chat, and from
     // any element with data-cornetta-open.
-    var once = function (fn) { var done = false; return function () { if (!done) { done = true; fn(); } }; };
-    var auto = once(function () { ask("open"); });
+    // The visitor did not ask: "show" opens without moving their focus.
+    var auto = function () { if (!auto.done) { auto.done = 1; ask("show"); } };
     if (opts.openAfter) setTimeout(auto, opts.openAfter * 1000);
     if (opts.openScroll) {
       window.addEventListener("scroll", function () {

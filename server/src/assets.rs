@@ -116,6 +116,9 @@ impl Asset {
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         headers.insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
+        // Lets the embedding page's own performance tools (Resource Timing's transferSize,
+        // encodedBodySize) see what the widget costs; it reveals nothing but sizes and times.
+        headers.insert("timing-allow-origin", HeaderValue::from_static("*"));
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if request.get(header::IF_NONE_MATCH).is_some_and(|v| etag_matches(v, &self.etag)) {
             return (StatusCode::NOT_MODIFIED, headers).into_response();

@@ -143,7 +143,9 @@ impl Reference {
 
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", &self.0[..5], &self.0[5..])
+        // split_at_checked, not indexing: no panic path (and its formatting) in the wasm.
+        let (head, tail) = self.0.split_at_checked(5).unwrap_or((self.0.as_str(), ""));
+        write!(f, "{head}-{tail}")
     }
 }
 

@@ -102,7 +102,8 @@ impl PhoneNumber {
 
     /// The digits only, as wa.me wants them.
     pub fn digits(&self) -> &str {
-        &self.e164[1..]
+        // `get`, not indexing: no panic path in the wasm (the leading `+` is always there).
+        self.e164.get(1..).unwrap_or("")
     }
 
     /// The number with all but its last three digits hidden, for logs and screens.

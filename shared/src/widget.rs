@@ -285,7 +285,7 @@ pub fn fill_message(template: Option<&str>, vars: &MessageVars<'_>) -> String {
     let stripped;
     let template = match (&reference, template) {
         (None, Some(t)) => {
-            stripped = t.replace("(ref {ref})", "").replace("{ref}", "");
+            stripped = remove_all(&remove_all(t, "(ref {ref})"), "{ref}");
             stripped.as_str()
         }
         (_, t) => t.unwrap_or(""),
@@ -293,8 +293,9 @@ pub fn fill_message(template: Option<&str>, vars: &MessageVars<'_>) -> String {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
     while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
+        // split_at_checked and get, not indexing: no panic path in the wasm.
+        let (before, after) = rest.split_at_checked(start).unwrap_or((rest, ""));
+        out.push_str(before);
         let mut value = None;
         for (name, v) in [("{title}", vars.title), ("{url}", vars.url), ("{agent}", vars.agent), ("{ref}", reference.as_deref().unwrap_or(""))] {
             if after.starts_with(name) {
@@ -304,20 +305,58 @@ pub fn fill_message(template: Option<&str>, vars: &MessageVars<'_>) -> String {
         }
         let (v, len) = value.unwrap_or(("{", 1));
         out.push_str(v);
-        rest = &after[len..];
+        rest = after.get(len..).unwrap_or("");
     }
     out.push_str(rest);
     let out = out.trim_end();
     match &reference {
-        Some(r) if !template.contains("{ref}") && out.trim().is_empty() => format!("Hi! (ref {r})"),
-        Some(r) if !template.contains("{ref}") => format!("{out} (ref {r})"),
+        Some(r) if !has_ref(template) && out.trim().is_empty() => format!("Hi! (ref {r})"),
+        Some(r) if !has_ref(template) => format!("{out} (ref {r})"),
         _ => out.trim_start().to_owned(),
     }
+}
+
+// The two helpers below search for a `char` and compare at each hit, instead of
+// `str::replace`/`contains` with a `&str` pattern: the widget compiles this file to wasm,
+// where the two-way string searcher those bring costs kilobytes.
+
+/// `text` without any occurrence of `pattern` (which starts with an ASCII character).
+fn remove_all(text: &str, pattern: &str) -> String {
+    let Some(first) = pattern.chars().next() else { return text.to_owned() };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(first) {
+        let (before, after) = rest.split_at_checked(at).unwrap_or((rest, ""));
+        out.push_str(before);
+        if let Some(tail) = after.strip_prefix(pattern) {
+            rest = tail;
+        } else {
+            out.push(first);
+            rest = after.get(first.len_utf8()..).unwrap_or("");
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `template` has a `{ref}` placeholder.
+fn has_ref(template: &str) -> bool {
+    template.match_indices('{').any(|(at, _)| template.get(at..).is_some_and(|t| t.starts_with("{ref}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_all_and_has_ref_agree_with_the_std_string_functions() {
+        for text in ["", "{ref}", "a (ref {ref}) b {ref}", "((ref {ref})", "{{ref}}", "ref {re} {ref", "é{ref}🙂(ref {ref})x", "(((("] {
+            for pattern in ["(ref {ref})", "{ref}"] {
+                assert_eq!(remove_all(text, pattern), text.replace(pattern, ""), "{text:?} - {pattern:?}");
+            }
+            assert_eq!(has_ref(text), text.contains("{ref}"), "{text:?}");
+        }
+    }
 
     fn reference() -> Reference {
         Reference::parse("K7QXM-2PA9R").unwrap()

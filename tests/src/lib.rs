@@ -69,6 +69,7 @@ pub struct Builder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     demo: bool,
+    demo_dir: Option<PathBuf>,
     data_dir: Option<PathBuf>,
 }
 
@@ -87,6 +88,14 @@ impl Builder {
     /// Also serve the example shop page (on its own port: another origin).
     pub fn with_demo(mut self) -> Self {
         self.demo = true;
+        self
+    }
+
+    /// Serve the pages of `dir` as the "shop" instead of examples/shop (test pages with other
+    /// script tags; `{{CORNETTA_URL}}` and `{{SITE_KEY}}` are filled in the same way).
+    pub fn with_demo_dir(mut self, dir: &Path) -> Self {
+        self.demo = true;
+        self.demo_dir = Some(dir.to_owned());
         self
     }
 
@@ -158,7 +167,8 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(log);
         if self.builder.demo {
-            cmd.args(["--demo-addr", "127.0.0.1:0", "--demo-dir"]).arg(repo_root().join("examples/shop"));
+            let dir = self.builder.demo_dir.clone().unwrap_or_else(|| repo_root().join("examples/shop"));
+            cmd.args(["--demo-addr", "127.0.0.1:0", "--demo-dir"]).arg(dir);
         }
         cmd.args(&self.builder.args);
         for (k, v) in &self.builder.env {

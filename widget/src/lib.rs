@@ -30,6 +30,9 @@ use crate::net::{get, set, text};
 /// The panel's stylesheet, adopted into the shadow root (never an inline `<style>`: a
 /// strict `style-src` would block it).
 const CSS: &str = include_str!("panel.css");
+/// The close button's icon, as markup: one static string costs the wasm less than a typed
+/// `<svg>` view.
+const CLOSE_ICON: &str = r#"<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z"/></svg>"#;
 /// What Tab cycles through inside the open dialog.
 const FOCUSABLE: &str = "button:not([disabled]),input:not([disabled]),a[href]";
 
@@ -116,8 +119,9 @@ enum Load {
 }
 
 /// Where the visitor's consent stands in this page view.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 enum Consent {
+    #[default]
     None,
     /// Sent; the chat is already open.
     Sending(Reference),
@@ -125,6 +129,20 @@ enum Consent {
     Recorded { reference: Reference, at: String },
     Failed(String),
     Withdrawn,
+}
+
+/// Everything the chat part of the panel changes, in one signal: each signal's value type
+/// costs the wasm its own copy of the reactive machinery, and the panel is small enough
+/// that re-running its few reactive closures on any change costs nothing noticeable.
+#[derive(Debug, Clone, Default)]
+struct ChatState {
+    /// The purposes ticked, in the order they were ticked.
+    ticked: Vec<Purpose>,
+    consent: Consent,
+    /// The chat link and its QR code's URL, once Start chat was pressed on a desktop.
+    link: Option<(String, String)>,
+    /// The agent the chat goes to (index into the site's agents).
+    chosen: usize,
 }
 
 /// The app's controls, shared by the exported handle and the view's event handlers.
@@ -173,7 +191,12 @@ impl Ctl {
             "Tab" => {
                 let Some(dialog) = self.dialog.get_untracked() else { return };
                 let Ok(list) = dialog.query_selector_all(FOCUSABLE) else { return };
-                let (Some(first), Some(last)) = (list.item(0), list.item(list.length().saturating_sub(1))) else { return };
+                // Only what is rendered: parts hidden by the state classes have no offsetParent.
+                let shown: Vec<web_sys::Node> = (0..list.length())
+                    .filter_map(|i| list.item(i))
+                    .filter(|n| n.dyn_ref::<HtmlElement>().is_some_and(|e| e.offset_parent().is_some()))
+                    .collect();
+                let (Some(first), Some(last)) = (shown.first().cloned(), shown.last().cloned()) else { return };
                 let active: Option<web_sys::Node> = self.root.active_element().map(Into::into);
                 let dialog_node: &web_sys::Node = &dialog;
                 let target = if ev.shift_key() && (active.as_ref() == Some(&first) || active.as_ref() == Some(dialog_node)) {
@@ -339,8 +362,17 @@ fn random_reference() -> Option<Reference> {
 fn status(now: &Availability, ui: &Strings) -> String {
     match (now.online, &now.next) {
         (true, _) => ui.online.to_owned(),
-        (false, Some(next)) => ui.replies_from.replace("{time}", next),
+        (false, Some(next)) => fill(ui.replies_from, next),
         (false, None) => ui.offline.to_owned(),
+    }
+}
+
+/// A translated string with its one `{…}` placeholder filled in (split on chars: cheaper in
+/// the wasm than `str::replace`).
+fn fill(template: &str, value: &str) -> String {
+    match template.split_once('{').and_then(|(before, rest)| Some((before, rest.split_once('}')?.1))) {
+        Some((before, after)) => [before, value, after].concat(),
+        None => template.to_owned(),
     }
 }
 
@@ -455,14 +487,15 @@ fn Panel(
                         {move || ready().filter(|s| s.key.is_some()).map(|s| status(&s.now, ui)).unwrap_or_default()}
                     </p>
                 </div>
-                <button type="button" class="close" aria-label=ui.close data-testid="cornetta-close"
+                <button type="button" class="close" aria-label=ui.close data-testid="cornetta-close" inner_html=CLOSE_ICON
                     on:click=move |_| ctl.with_value(|c| c.set_open(false, true))>
-                    <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z"/></svg>
+
                 </button>
             </div>
-            <div class="body">
-                <p class="note" hidden=move || !matches!(load.get(), Load::Loading)>{ui.loading}</p>
-                <p class="note error" role="alert" data-testid="cornetta-unavailable" hidden=move || !matches!(load.get(), Load::Failed)>
+            // Which note shows is a class (panel.css), as in `Chat`.
+            <div class=move || match load.get() { Load::Loading => "body loading", Load::Failed => "body failed", Load::Ready(_) => "body" }>
+                <p class="note when-loading">{ui.loading}</p>
+                <p class="note error when-failed" role="alert" data-testid="cornetta-unavailable">
                     {ui.unavailable}
                 </p>
                 {move || ready().map(|site| view! { <Chat site=site ctl=ctl o=o.clone() /> })}
@@ -482,15 +515,14 @@ fn Chat(
     o: Arc<Options>,
 ) -> impl IntoView {
     let ui = o.ui;
-    let ticked = RwSignal::new(Vec::<Purpose>::new());
-    let consent = RwSignal::new(Consent::None);
-    let chat_link = RwSignal::new(None::<(String, String)>);
     let records = site.key.is_some() && site.notice.as_ref().is_some_and(|n| !n.purposes.is_empty());
     let required = records && !site.consent_optional;
     // The first agent who is online now answers, unless the visitor picks another.
-    let chosen = RwSignal::new(site.agents.iter().position(|a| a.now.online).unwrap_or(0));
-    let agreed = move || matches!(consent.get(), Consent::Recorded { .. } | Consent::Sending(_));
-    let can_start = move || !required || !ticked.with(Vec::is_empty) || agreed();
+    let state = RwSignal::new(ChatState { chosen: site.agents.iter().position(|a| a.now.online).unwrap_or(0), ..ChatState::default() });
+    let consent = move || state.with(|s| s.consent.clone());
+    let set_consent = move |c: Consent| state.update(|s| s.consent = c);
+    let agreed = move || state.with(|s| matches!(s.consent, Consent::Recorded { .. } | Consent::Sending(_)));
+    let can_start = move || !required || !state.with(|s| s.ticked.is_empty()) || agreed();
     let greeting = site.greeting.clone().unwrap_or_else(|| ui.greeting.to_owned());
 
     let start_site = site.clone();
@@ -500,22 +532,22 @@ fn Chat(
         let o = &start_o;
         // Everything up to window.open is synchronous: browsers allow a new window only
         // while the click's user activation lasts, so nothing here may wait on the server.
-        let purposes = ticked.get_untracked();
-        let existing = match consent.get_untracked() {
+        let (purposes, current, chosen) = state.with_untracked(|s| (s.ticked.clone(), s.consent.clone(), s.chosen));
+        let existing = match current {
             Consent::Recorded { reference, .. } | Consent::Sending(reference) => Some(reference),
             _ => None,
         };
         let new_grant = existing.is_none() && records && !purposes.is_empty();
         let reference = existing.or_else(|| new_grant.then(random_reference).flatten());
         let (title, url) = page();
-        let agent = site.agents.get(chosen.get_untracked());
+        let agent = site.agents.get(chosen);
         let vars = MessageVars { title: &title, url: &url, agent: agent.map_or("", |a| a.name.as_str()), reference: reference.as_ref() };
         let text = fill_message(site.text.as_deref(), &vars);
         let phone = site.phone_for(agent);
         let link = match WaLink::new(phone.clone(), Some(&text)) {
             Ok(link) => link,
             Err(e) => {
-                consent.set(Consent::Failed(e.to_string()));
+                set_consent(Consent::Failed(e.to_string()));
                 return;
             }
         };
@@ -530,17 +562,21 @@ fn Chat(
             // The request starts here, before the window opens; keepalive lets it finish
             // even if the page goes away.
             let pending = net::request(&format!("{}v1/consents", o.api), Some(&body));
-            consent.set(Consent::Sending(reference.clone()));
+            set_consent(Consent::Sending(reference.clone()));
             let (reference, lang) = (reference.clone(), ui.lang);
             spawn_local(async move {
                 match net::answer(pending).await {
                     Ok(a) if a.status == 201 => {
                         let at = local_time(&net::text(&a.body, "recorded_at").unwrap_or_default(), lang);
                         ctl.with_value(|c| c.emit("consent", &detail(Some(&reference), None)));
-                        consent.set(Consent::Recorded { reference, at });
+                        set_consent(Consent::Recorded { reference, at });
+                        // The receipt pushed the QR code down.
+                        if state.with_untracked(|s| s.link.is_some()) {
+                            scroll_to_end(ctl);
+                        }
                     }
-                    Ok(a) => consent.set(Consent::Failed(a.error_message())),
-                    Err(e) => consent.set(Consent::Failed(e)),
+                    Ok(a) => set_consent(Consent::Failed(a.error_message())),
+                    Err(e) => set_consent(Consent::Failed(e)),
                 }
             });
         }
@@ -551,27 +587,30 @@ fn Chat(
         if !o.mobile && o.qr {
             // The same link as a QR code (the server's SVG), to scan with the phone.
             let qr = format!("{}v1/qr?format=svg&margin=2&phone={}&text={}", o.api, encode_text(phone.as_str()), encode_text(&text));
-            chat_link.set(Some((link.url().to_owned(), qr)));
+            state.update(|s| s.link = Some((link.url().to_owned(), qr)));
+            scroll_to_end(ctl);
         }
     };
 
     let withdraw_site = site.clone();
     let withdraw_o = o.clone();
     let withdraw = move |_| {
-        let (Consent::Recorded { reference, .. }, Some(key)) = (consent.get_untracked(), withdraw_site.key.clone()) else { return };
+        let (Consent::Recorded { reference, .. }, Some(key)) = (state.with_untracked(|s| s.consent.clone()), withdraw_site.key.clone()) else { return };
         let body = Object::new();
         set(&body, "site", &key.as_str().into());
         let pending = net::request(&format!("{}v1/consents/{}/withdraw", withdraw_o.api, reference.as_str()), Some(&body));
         spawn_local(async move {
             match net::answer(pending).await {
                 Ok(a) if a.status == 200 => {
-                    ticked.set(Vec::new());
-                    chat_link.set(None);
-                    consent.set(Consent::Withdrawn);
+                    state.update(|s| {
+                        s.ticked.clear();
+                        s.link = None;
+                        s.consent = Consent::Withdrawn;
+                    });
                     ctl.with_value(|c| c.emit("withdraw", &detail(Some(&reference), None)));
                 }
-                Ok(a) => consent.set(Consent::Failed(a.error_message())),
-                Err(e) => consent.set(Consent::Failed(e)),
+                Ok(a) => set_consent(Consent::Failed(a.error_message())),
+                Err(e) => set_consent(Consent::Failed(e)),
             }
         });
     };
@@ -589,10 +628,11 @@ fn Chat(
                         <input
                             type="checkbox"
                             data-testid=format!("cornetta-purpose-{}", purpose.as_str())
-                            prop:checked=move || ticked.with(|t| t.contains(&purpose))
+                            prop:checked=move || state.with(|s| s.ticked.contains(&purpose))
                             on:change=move |ev| {
                                 let on = event_target_checked(&ev);
-                                ticked.update(|t| {
+                                state.update(|s| {
+                                    let t = &mut s.ticked;
                                     t.retain(|p| *p != purpose);
                                     if on {
                                         t.push(purpose);
@@ -606,7 +646,7 @@ fn Chat(
             })
             .collect_view();
         view! {
-            <fieldset class="consent" lang=n.lang.clone() data-testid="cornetta-consent" hidden=agreed>
+            <fieldset class="consent" lang=n.lang.clone() data-testid="cornetta-consent">
                 <legend>{n.intro.clone()}</legend>
                 {items}
                 <a class="privacy" href=privacy.clone().unwrap_or_default() target="_blank" rel="noopener"
@@ -625,8 +665,8 @@ fn Chat(
                 view! {
                     <li>
                         <button type="button" class="agent" data-testid=format!("cornetta-agent-{i}")
-                            aria-pressed=move || if chosen.get() == i { "true" } else { "false" }
-                            on:click=move |_| chosen.set(i)>
+                            aria-pressed=move || if state.with(|s| s.chosen) == i { "true" } else { "false" }
+                            on:click=move |_| state.update(|s| s.chosen = i)>
                             <span class=if a.now.online { "dot on" } else { "dot" } aria-hidden="true"></span>
                             <span>{a.name.clone()}<small>{about}</small></span>
                         </button>
@@ -637,42 +677,77 @@ fn Chat(
         view! { <ul class="agents" aria-label=ui.agents data-testid="cornetta-agents">{items}</ul> }
     });
     let closed = site.closed;
-    let receipt = move || match consent.get() {
-        Consent::Recorded { reference, at } => Some((ui.agreed.replace("{date}", &at), reference.to_string())),
+    let receipt = move || match consent() {
+        Consent::Recorded { reference, at } => Some((fill(ui.agreed, &at), reference.to_string())),
         _ => None,
     };
-    let failure = move || match consent.get() {
-        Consent::Failed(reason) => Some(ui.not_recorded.replace("{reason}", &reason)),
+    let failure = move || match consent() {
+        Consent::Failed(reason) => Some(fill(ui.not_recorded, &reason)),
         _ => None,
+    };
+    // One class on the chat's root says which of its parts show (panel.css), rather than a
+    // reactive `hidden` on each part: every reactive attribute costs the wasm its own copy
+    // of Leptos's effect code.
+    let parts = move || {
+        let mut class = String::from("state");
+        class.push_str(match consent() {
+            Consent::Recorded { .. } => " agreed recorded",
+            Consent::Sending(_) => " agreed",
+            Consent::Withdrawn => " withdrawn",
+            Consent::Failed(_) => " failed",
+            Consent::None => "",
+        });
+        if !required || can_start() {
+            class.push_str(" can-start");
+        }
+        if state.with(|s| s.link.is_some()) {
+            class.push_str(" linked");
+        }
+        class
     };
 
     view! {
-        <p class="greeting" data-testid="cornetta-greeting">{greeting}</p>
+        <div class=parts>
+        // dir=auto: a greeting in another script than the UI (English in an Arabic panel)
+        // keeps its own direction.
+        <p class="greeting" dir="auto" data-testid="cornetta-greeting">{greeting}</p>
         <p class="note" data-testid="cornetta-closed" hidden=!closed>{status(&site.now, ui)}</p>
         <div class="chat" hidden=closed>
             {agents}
             {boxes}
-            <p class="hint" id="cornetta-hint" hidden=move || !required || can_start()>{ui.hint}</p>
+            <p class="hint" id="cornetta-hint">{ui.hint}</p>
             <button type="button" class="start" data-testid="cornetta-start" disabled=move || !can_start()
                 aria-describedby="cornetta-hint" on:click=start>
                 {ui.start}
             </button>
         </div>
-        <div class="receipt" role="status" data-testid="cornetta-agreed" hidden=move || receipt().is_none()>
+        <div class="receipt when-recorded" role="status" data-testid="cornetta-agreed">
             <p>{move || receipt().map(|r| r.0).unwrap_or_default()}</p>
             <p class="ref">{ui.reference}": "<strong data-testid="cornetta-reference">{move || receipt().map(|r| r.1).unwrap_or_default()}</strong></p>
             <button type="button" class="link" data-testid="cornetta-withdraw" on:click=withdraw>{ui.withdraw}</button>
         </div>
-        <p class="receipt" role="status" data-testid="cornetta-withdrawn" hidden=move || consent.get() != Consent::Withdrawn>{ui.withdrawn}</p>
-        <p class="note error" role="alert" data-testid="cornetta-error" hidden=move || failure().is_none()>
+        <p class="receipt when-withdrawn" role="status" data-testid="cornetta-withdrawn">{ui.withdrawn}</p>
+        <p class="note error when-failed" role="alert" data-testid="cornetta-error">
             {move || failure().unwrap_or_default()}
         </p>
-        <div class="qr" data-testid="cornetta-qr" hidden=move || chat_link.with(Option::is_none)>
-            <img class="code" width="168" height="168" alt=ui.scan src=move || chat_link.get().map(|l| l.1).unwrap_or_default() />
+        <div class="qr when-linked" data-testid="cornetta-qr">
+            <img class="code" width="168" height="168" alt=ui.scan src=move || state.with(|s| s.link.as_ref().map(|l| l.1.clone())).unwrap_or_default() />
             <p>{ui.scan}</p>
-            <a href=move || chat_link.get().map(|l| l.0).unwrap_or_default() target="_blank" rel="noopener" data-testid="cornetta-open-web">{ui.open_web}</a>
+            <a href=move || state.with(|s| s.link.as_ref().map(|l| l.0.clone())).unwrap_or_default() target="_blank" rel="noopener" data-testid="cornetta-open-web">{ui.open_web}</a>
+        </div>
         </div>
     }
+}
+
+/// Scrolls the dialog to its end after the next render: on a short screen the QR code
+/// shown after Start chat is below the fold.
+fn scroll_to_end(ctl: CtlRef) {
+    let dialog = ctl.with_value(|c| c.dialog);
+    request_animation_frame(move || {
+        if let Some(d) = dialog.get_untracked() {
+            d.set_scroll_top(d.scroll_height());
+        }
+    });
 }
 
 /// An analytics event's detail: `{reference, agent}` when known.

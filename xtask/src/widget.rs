@@ -1,5 +1,6 @@
 //! Building the widget into widget/dist/: the wasm32 release build (size profile
-//! `wasm-release`), wasm-bindgen `--target web`, wasm-opt `-Oz` (npm binaryen: Debian's
+//! `wasm-release`), wasm-bindgen `--target web`, wasm-metadce dropping wasm-streams' unused
+//! exports, wasm-opt `-Oz` (npm binaryen: Debian's
 //! wasm-opt 108 emits wasm Chromium rejects), terser for the glue and the loader,
 //! content-hashed file names, and `widget.js` (the loader) naming them.
 //!
@@ -18,7 +19,7 @@ use crate::{Result, cargo, root, status, target_dir};
 /// The fingerprint file (a dot file: the server does not serve it).
 const STAMP: &str = ".inputs";
 /// Bump when this build's steps change, so old outputs are not taken as fresh.
-const RECIPE: &str = "widget-build-3";
+const RECIPE: &str = "widget-build-5";
 
 /// Builds the widget into widget/dist; returns the dist directory.
 pub(crate) fn build() -> Result<PathBuf> {
@@ -46,13 +47,34 @@ pub(crate) fn build() -> Result<PathBuf> {
             return Err(format!("{} is missing; run `cargo xtask setup` (it runs `npm ci` for package.json)", tool.display()));
         }
     }
+    // Drop the exports nothing calls (see `unused_export`), so wasm-opt can remove what
+    // only they reach.
+    let bindgen_wasm = work.join("cornetta_widget_bg.wasm");
+    let trimmed = work.join("trimmed.wasm");
+    let graph = work.join("roots.json");
+    let roots: Vec<String> = exports(&read(&bindgen_wasm)?)?
+        .into_iter()
+        .filter(|name| !unused_export(name))
+        .enumerate()
+        .map(|(i, name)| format!("{{\"name\":\"e{i}\",\"export\":\"{}\",\"root\":true}}", name.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    write(&graph, format!("[{}]", roots.join(",")).as_bytes())?;
+    let metadce = Command::new(bin.join("wasm-metadce")).arg(&bindgen_wasm).arg("--graph-file").arg(&graph).arg("-o").arg(&trimmed).output();
+    match metadce {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => return Err(format!("wasm-metadce failed: {}", String::from_utf8_lossy(&out.stderr))),
+        Err(e) => return Err(format!("running wasm-metadce (npm binaryen): {e}")),
+    }
     let optimized = work.join("opt.wasm");
     status(
         Command::new(&wasm_opt)
-            .arg("-Oz")
+            // --converge repeats -Oz until nothing shrinks; memory is fresh (zero-filled)
+            // and Rust keeps the lowest 1 KiB unused (the stack sits below the data), which
+            // lets constant addresses fold. No -tnh: a trap is how a Rust panic ends here.
+            .args(["-Oz", "--converge", "--zero-filled-memory", "--low-memory-unused"])
             .arg("--strip-debug")
             .arg("--strip-producers")
-            .arg(work.join("cornetta_widget_bg.wasm"))
+            .arg(&trimmed)
             .arg("-o")
             .arg(&optimized),
     )?;
@@ -62,7 +84,9 @@ pub(crate) fn build() -> Result<PathBuf> {
     status(
         Command::new(&terser)
             .arg(root.join("widget/loader.js"))
-            .args(["--compress", "passes=2", "--mangle", "--ecma", "2017", "--output"])
+            // ES2020 output (arrow functions): every browser with Shadow DOM and
+            // WebAssembly parses it; the 3 KB brotli budget is what this file costs.
+            .args(["--compress", "passes=3,pure_getters=true,unsafe_arrows=true", "--mangle", "--ecma", "2020", "--output"])
             .arg(&loader_min),
     )?;
 
@@ -98,6 +122,54 @@ pub(crate) fn build() -> Result<PathBuf> {
         wasm_bytes.len()
     );
     Ok(dist)
+}
+
+/// Exports wasm-bindgen emits for wasm-streams' JS classes (`IntoUnderlyingSource`,
+/// `IntoUnderlyingSink`, `IntoUnderlyingByteSource`): Leptos always links server_fn, and
+/// server_fn wasm-streams, even in a client-side app that never streams a server function.
+/// Nothing in the widget constructs them; their glue classes stay in the JS, unused.
+fn unused_export(name: &str) -> bool {
+    name.to_ascii_lowercase().contains("intounderlying")
+}
+
+/// The names in a wasm module's export section.
+fn exports(wasm: &[u8]) -> Result<Vec<String>> {
+    fn leb(bytes: &[u8], pos: &mut usize) -> Result<usize> {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = *bytes.get(*pos).ok_or("the wasm ends inside a number")?;
+            *pos += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+            shift += 7;
+        }
+    }
+    if wasm.get(..4) != Some(b"\0asm") {
+        return Err("not a wasm module".into());
+    }
+    let mut pos = 8;
+    while pos < wasm.len() {
+        let id = wasm[pos];
+        pos += 1;
+        let size = leb(wasm, &mut pos)?;
+        let end = pos + size;
+        if id == 7 {
+            let count = leb(wasm, &mut pos)?;
+            let mut names = Vec::with_capacity(count);
+            for _ in 0..count {
+                let len = leb(wasm, &mut pos)?;
+                let name = wasm.get(pos..pos + len).ok_or("the wasm ends inside an export name")?;
+                names.push(String::from_utf8_lossy(name).into_owned());
+                pos += len + 1; // the name, then the export's kind
+                leb(wasm, &mut pos)?; // and its index
+            }
+            return Ok(names);
+        }
+        pos = end;
+    }
+    Ok(Vec::new())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -4,3 +4,4 @@
 pub mod ledger;
 pub mod qr;
 pub mod store;
+pub mod widget;

@@ -42,12 +42,21 @@ enum Area {
         #[arg(long)]
         quick: bool,
     },
+    /// The widget in headless Chromium against the example shop: bytes before interaction
+    /// and in full (brotli), long tasks, layout shift, launcher and click-to-panel times,
+    /// next to the budgets; and each built file's raw/gzip/brotli size.
+    Widget {
+        /// Page views per measurement.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Area::Store { args } => cornetta_tests::bench::store::run(&args).await,
+        Area::Widget { runs } => cornetta_tests::bench::widget::run(runs.max(1)).await,
         Area::Qr { quick } => cornetta_tests::bench::qr::run(quick).await,
         Area::Ledger { events, clients, requests, dir } => {
             cornetta_tests::bench::ledger::run(cornetta_tests::bench::ledger::LedgerBench { events, clients, status_requests: requests, dir }).await
