@@ -378,7 +378,8 @@ async fn pagination_walks_every_event_once_in_a_stable_order() {
         }
     }
     assert_eq!(seen, ids);
-    for bad in ["cursor=nonsense", "limit=0", "limit=1001", "limit=ten"] {
+    let event_id_cursor = format!("cursor={}", ids[0]);
+    for bad in ["cursor=nonsense", "limit=0", "limit=1001", "limit=ten", event_id_cursor.as_str()] {
         let (status, _) = shop.get(&format!("/v1/consents?site={}&{bad}", shop.site), &shop.auditor).await;
         assert_eq!(status, 422, "{bad}");
     }

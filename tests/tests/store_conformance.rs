@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cornetta_server::consents::{new_event_id, new_reference, now};
 use cornetta_server::ledger;
-use cornetta_server::store::{DatabaseUrl, DynStore, EventFilter, NewEvent, NewToken, Role, Site, StoreError, StoredEvent, Subject};
+use cornetta_server::store::{DatabaseUrl, DynStore, EventFilter, LogPosition, NewEvent, NewToken, Role, Site, StoreError, StoredEvent, Subject};
 use cornetta_shared::{Action, EventId, Lang, Method, PhoneNumber, Purpose, Reference};
 use cornetta_tests::pg::TestDatabase;
 use jiff::Timestamp;
@@ -456,25 +456,49 @@ async fn events_filter_by_site_person_reference_purpose_action_and_time(db: &mut
     }
 }
 
-async fn events_page_in_id_order_after_a_cursor(db: &mut TestStore) {
+async fn events_page_in_log_order_after_a_cursor(db: &mut TestStore) {
     let shop = site(&db.store, "Paging Shop").await;
+    let other = site(&db.store, "Other Paging Shop").await;
     let mut appended = Vec::new();
-    for _ in 0..25 {
-        appended.push(db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap().id);
+    for i in 0..25 {
+        let at = if i % 2 == 0 { &shop } else { &other };
+        appended.push(db.store.append(grant(&db.store, at, new_reference()).await).await.unwrap());
     }
+    // Site by site (by site id), each site's events in seq order.
+    let mut expected = appended.clone();
+    expected.sort_by(|x, y| (x.site_id.as_str(), x.seq).cmp(&(y.site_id.as_str(), y.seq)));
+    let expected: Vec<_> = expected.into_iter().map(|e| e.id).collect();
     let mut seen = Vec::new();
-    let mut filter = EventFilter { site_id: Some(shop.id.clone()), ..Default::default() };
+    let mut filter = EventFilter::default();
+    let ours = |e: &StoredEvent| e.site_id == shop.id || e.site_id == other.id;
     loop {
         let page = db.store.events(&filter, 10).await.unwrap();
         assert!(page.len() <= 10);
         let Some(last) = page.last() else { break };
-        filter.after = Some(last.id.clone());
-        seen.extend(page.into_iter().map(|e| e.id));
+        filter.after = Some(LogPosition::of(last));
+        seen.extend(page.into_iter().filter(ours).map(|e| e.id));
     }
-    let mut sorted = appended.clone();
-    sorted.sort_by(|x, y| x.as_str().cmp(y.as_str()));
-    assert_eq!(seen, sorted, "pages follow byte order of the time-ordered ids, with nothing lost or repeated");
-    assert_eq!(seen, appended, "ids are time-ordered, so that is also the order of appending");
+    assert_eq!(seen, expected, "pages follow log order, with nothing lost or repeated");
+    let cursor = LogPosition::of(&appended[0]).to_cursor();
+    assert_eq!(LogPosition::parse_cursor(&cursor), Some(LogPosition::of(&appended[0])));
+    for bad in ["", "evt_0190", "site_abc", "site_abc.x", "site_.1", "site_a b.1", "site_abc.-1", "site_abc.99999999999999999999"] {
+        assert_eq!(LogPosition::parse_cursor(bad), None, "{bad:?}");
+    }
+}
+
+async fn an_event_that_commits_after_a_later_id_is_not_skipped_by_the_cursor(db: &mut TestStore) {
+    // Ids are made before the writer commits: here the earlier id commits second.
+    let shop = site(&db.store, "Late Commit Shop").await;
+    let early = grant(&db.store, &shop, new_reference()).await;
+    let late = grant(&db.store, &shop, new_reference()).await;
+    assert!(early.id.as_str() < late.id.as_str());
+    let first = db.store.append(late).await.unwrap();
+    let filter = EventFilter { site_id: Some(shop.id.clone()), ..Default::default() };
+    let page = db.store.events(&filter, 10).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![first.id.clone()]);
+    let second = db.store.append(early).await.unwrap();
+    let next = db.store.events(&EventFilter { after: Some(LogPosition::of(&page[0])), ..filter }, 10).await.unwrap();
+    assert_eq!(next.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![second.id], "the late commit is on the next page");
 }
 
 async fn times_keep_their_microseconds(db: &mut TestStore) {
@@ -537,7 +561,8 @@ conformance!(
     an_event_of_an_unknown_site_is_refused_alone,
     consent_events_refuse_raw_updates_and_deletes,
     events_filter_by_site_person_reference_purpose_action_and_time,
-    events_page_in_id_order_after_a_cursor,
+    events_page_in_log_order_after_a_cursor,
+    an_event_that_commits_after_a_later_id_is_not_skipped_by_the_cursor,
     times_keep_their_microseconds,
     acknowledged_events_survive_reopening_the_store,
 );

@@ -14,7 +14,7 @@ use super::{ApiJson, ApiQuery, Bearer, ClientIp, RequestOrigin, UserAgent};
 use crate::consents::{self, Evidence, Grant, Viewer, clip, truncate_ip};
 use crate::error::ApiError;
 use crate::limits::Bucket;
-use crate::store::{EventFilter, Role, Site};
+use crate::store::{EventFilter, LogPosition, Role, Site};
 use crate::state::AppState;
 
 /// Routes the widget calls from merchants' pages (CORS applies).
@@ -241,7 +241,7 @@ pub(crate) async fn filter_from_query(state: &AppState, bearer: &Bearer, q: &Lis
         return Err(ApiError::invalid("invalid_time", "from must be earlier than to"));
     }
     if let Some(cursor) = q.cursor.as_deref() {
-        filter.after = Some(EventId::parse(cursor).map_err(|_| ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?);
+        filter.after = Some(LogPosition::parse_cursor(cursor).ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not one this API gave out"))?);
     }
     Ok(filter)
 }
@@ -264,7 +264,7 @@ async fn list(State(state): State<AppState>, bearer: Bearer, ApiQuery(q): ApiQue
     for event in &events {
         views.push(viewer.view(&state.store, &state.keys, event).await?);
     }
-    let next_cursor = if more { events.last().map(|e| e.id.to_string()) } else { None };
+    let next_cursor = if more { events.last().map(|e| LogPosition::of(e).to_cursor()) } else { None };
     Ok(ApiJson(ConsentPage { events: views, next_cursor }))
 }
 

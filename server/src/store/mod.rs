@@ -280,8 +280,38 @@ pub struct EventFilter {
     pub from: Option<Timestamp>,
     /// Exclusive.
     pub to: Option<Timestamp>,
-    /// Only events with an id greater than this (cursor pagination, in id order).
-    pub after: Option<EventId>,
+    /// Only events after this place in log order (cursor pagination).
+    pub after: Option<LogPosition>,
+}
+
+/// A place in the logs: site by site (by site id), each site's events in `seq` order.
+///
+/// Pages follow this order, not the time-ordered event ids: ids are made before the
+/// writer commits, so an event can commit after a later-id one was already listed, and an
+/// id cursor would skip it for good. `seq` is given under the site's log head, in commit
+/// order, so a page never passes over an event that is still to commit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPosition {
+    pub site_id: String,
+    pub seq: u64,
+}
+
+impl LogPosition {
+    pub fn of(event: &StoredEvent) -> Self {
+        Self { site_id: event.site_id.clone(), seq: event.seq }
+    }
+
+    /// The cursor the API gives out: `<site id>.<seq>`.
+    pub fn to_cursor(&self) -> String {
+        format!("{}.{}", self.site_id, self.seq)
+    }
+
+    pub fn parse_cursor(cursor: &str) -> Option<Self> {
+        let (site_id, seq) = cursor.rsplit_once('.')?;
+        let well_formed = site_id.strip_prefix("site_").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let seq = seq.parse::<u64>().ok().filter(|s| i64::try_from(*s).is_ok())?;
+        well_formed.then(|| Self { site_id: site_id.to_owned(), seq })
+    }
 }
 
 /// A stored event row exactly as it is in the database, unparsed: what ledger verification

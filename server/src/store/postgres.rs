@@ -479,7 +479,7 @@ impl super::Store for PostgresStore {
     async fn events(&self, filter: &EventFilter, limit: u32) -> StoreResult<Vec<StoredEvent>> {
         let mut query = QueryBuilder::<Postgres>::new(concat!("SELECT ", pg_event_columns!(), " FROM consent_events WHERE TRUE"));
         push_filter(&mut query, filter);
-        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        query.push(" ORDER BY site_id, seq LIMIT ").push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
@@ -635,7 +635,7 @@ impl super::Store for PostgresStore {
                 ", (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id) AS subject_key FROM consent_events WHERE TRUE"
             ));
             push_filter(&mut query, &filter);
-            query.push(" ORDER BY id");
+            query.push(" ORDER BY site_id, seq");
             let rows = query.build().fetch(&pool);
             let parse = |row: &PgRow| -> StoreResult<ExportRow> { Ok(ExportRow { event: event_from_row(row)?, wrapped_key: row.try_get("subject_key")? }) };
             forward_batches(rows, parse, tx).await;
@@ -684,7 +684,7 @@ pub(crate) fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &EventFilt
         query.push(" AND recorded_at < ").push_bind(ts(to));
     }
     if let Some(after) = &filter.after {
-        query.push(" AND id > ").push_bind(after.as_str().to_owned());
+        query.push(" AND (site_id, seq) > (").push_bind(after.site_id.clone()).push(", ").push_bind(after.seq as i64).push(")");
     }
 }
 

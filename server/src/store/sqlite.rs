@@ -522,7 +522,7 @@ impl super::Store for SqliteStore {
     async fn events(&self, filter: &EventFilter, limit: u32) -> StoreResult<Vec<StoredEvent>> {
         let mut query = QueryBuilder::<Sqlite>::new("SELECT * FROM consent_events WHERE 1 = 1");
         push_filter(&mut query, filter);
-        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        query.push(" ORDER BY site_id, seq LIMIT ").push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
@@ -666,7 +666,7 @@ impl super::Store for SqliteStore {
                  FROM consent_events WHERE 1 = 1",
             );
             push_filter(&mut query, &filter);
-            query.push(" ORDER BY id");
+            query.push(" ORDER BY site_id, seq");
             let rows = query.build().fetch(&pool);
             let parse = |row: &SqliteRow| -> StoreResult<ExportRow> {
                 Ok(ExportRow { event: event_from_row(row)?, wrapped_key: row.try_get("subject_key")? })
@@ -728,7 +728,7 @@ pub(crate) fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &EventFilter
         query.push(" AND recorded_at < ").push_bind(micros(to));
     }
     if let Some(after) = &filter.after {
-        query.push(" AND id > ").push_bind(after.as_str().to_owned());
+        query.push(" AND (site_id, seq) > (").push_bind(after.site_id.clone()).push(", ").push_bind(after.seq as i64).push(")");
     }
 }
 
