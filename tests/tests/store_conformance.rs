@@ -501,6 +501,28 @@ async fn an_event_that_commits_after_a_later_id_is_not_skipped_by_the_cursor(db:
     assert_eq!(next.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![second.id], "the late commit is on the next page");
 }
 
+async fn a_log_longer_than_one_read_chunk_is_read_whole_and_in_order(db: &mut TestStore) {
+    // Verification reads a log in chunks of a few thousand rows; 9,000 spans three.
+    let shop = site(&db.store, "Long Log Shop").await;
+    for _ in 0..(9_000 / 100) {
+        let mut appends = Vec::new();
+        for _ in 0..100 {
+            let store = db.store.clone();
+            let event = grant(&store, &shop, new_reference()).await;
+            appends.push(tokio::spawn(async move { store.append(event).await.unwrap() }));
+        }
+        for append in appends {
+            append.await.unwrap();
+        }
+    }
+    let mut rows = db.store.raw_events(&shop.id);
+    let mut seqs = Vec::new();
+    while let Some(batch) = futures::StreamExt::next(&mut rows).await {
+        seqs.extend(batch.unwrap().into_iter().map(|e| e.seq));
+    }
+    assert_eq!(seqs, (0..9_000).collect::<Vec<i64>>(), "every row once, in seq order");
+}
+
 async fn times_keep_their_microseconds(db: &mut TestStore) {
     let shop = site(&db.store, "Clock Shop").await;
     let mut event = grant(&db.store, &shop, new_reference()).await;
@@ -563,6 +585,7 @@ conformance!(
     events_filter_by_site_person_reference_purpose_action_and_time,
     events_page_in_log_order_after_a_cursor,
     an_event_that_commits_after_a_later_id_is_not_skipped_by_the_cursor,
+    a_log_longer_than_one_read_chunk_is_read_whole_and_in_order,
     times_keep_their_microseconds,
     acknowledged_events_survive_reopening_the_store,
 );

@@ -104,9 +104,7 @@ impl SqliteStore {
             .synchronous(settings.synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // Rows travel from SQLite's worker thread in a channel of this many; sqlx's 50
-            // costs a thread wake-up every few rows, most of an export's or a verify's time.
-            .row_buffer_size(1024);
+            .row_buffer_size(ROW_CHANNEL);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         MIGRATOR.run(&pool).await?;
         let conn = SqliteConnection::connect_with(&options).await?;
@@ -229,6 +227,12 @@ fn checkpoint_from_row(row: &SqliteRow) -> StoreResult<StoredCheckpoint> {
 /// Rows per batch a stream hands over: large enough that the channel costs nothing per
 /// row, small enough that memory stays constant.
 const STREAM_BATCH: usize = 512;
+/// Rows in flight from sqlx's SQLite worker thread (its default, 50, costs a thread wake-up
+/// every few rows on exports and verification).
+const ROW_CHANNEL: usize = 4096;
+/// Rows per query when verification reads a whole log: fewer than `ROW_CHANNEL` (the
+/// worker also sends a summary after the rows).
+const RAW_CHUNK: usize = 4000;
 
 /// A stream fed by a task: `produce` sends batches until done or until the consumer is
 /// gone (the send fails, the task ends and its database cursor closes).
@@ -250,7 +254,7 @@ pub(crate) async fn forward_batches<R, T>(
     parse: impl Fn(&R) -> StoreResult<T>,
     tx: mpsc::Sender<StoreResult<Vec<T>>>,
 ) {
-    forward_batches_with(rows, parse, tx, false).await;
+    let _ = forward_batches_with(rows, parse, &tx, false, |_| {}).await;
 }
 
 /// `forward_batches` for SQLite, whose rows come from sqlx's worker thread through a
@@ -262,17 +266,21 @@ pub(crate) async fn forward_sqlite_batches<R, T>(
     parse: impl Fn(&R) -> StoreResult<T>,
     tx: mpsc::Sender<StoreResult<Vec<T>>>,
 ) {
-    forward_batches_with(rows, parse, tx, true).await;
+    let _ = forward_batches_with(rows, parse, &tx, true, |_| {}).await;
 }
 
+/// Forwards `rows` in batches (the last one partial); `seen` sees each item. Returns how
+/// many were sent, or `Err` when the consumer is gone or an error was sent.
 async fn forward_batches_with<R, T>(
     mut rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
     parse: impl Fn(&R) -> StoreResult<T>,
-    tx: mpsc::Sender<StoreResult<Vec<T>>>,
+    tx: &mpsc::Sender<StoreResult<Vec<T>>>,
     poll: bool,
-) {
+    mut seen: impl FnMut(&T),
+) -> Result<usize, ()> {
     use futures::{FutureExt, StreamExt};
     let mut batch = Vec::with_capacity(STREAM_BATCH);
+    let mut sent = 0;
     loop {
         let next = if poll {
             match rows.next().now_or_never() {
@@ -288,20 +296,23 @@ async fn forward_batches_with<R, T>(
         let Some(row) = next else { break };
         match row.map_err(StoreError::from).and_then(|r| parse(&r)) {
             Ok(item) => {
+                seen(&item);
                 batch.push(item);
+                sent += 1;
                 if batch.len() == STREAM_BATCH && tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))).await.is_err() {
-                    return;
+                    return Err(());
                 }
             }
             Err(err) => {
                 let _ = tx.send(Err(err)).await;
-                return;
+                return Err(());
             }
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.send(Ok(batch)).await;
+    if !batch.is_empty() && tx.send(Ok(batch)).await.is_err() {
+        return Err(());
     }
+    Ok(sent)
 }
 
 /// Parses a stored event row (shared with verification tools).
@@ -580,14 +591,28 @@ impl super::Store for SqliteStore {
         let pool = self.pool.clone();
         let site_id = site_id.to_owned();
         spawn_stream(move |tx| async move {
-            let rows = sqlx::query(
-                "SELECT id, site_id, seq, action, method, reference, subject_id, purposes, notice_id, notice_sha256, personal,
-                        details, actor, recorded_at, leaf_hash
-                 FROM consent_events WHERE site_id = ? ORDER BY seq, id",
-            )
-            .bind(site_id)
-            .fetch(&pool);
-            forward_sqlite_batches(rows, raw_from_row, tx).await;
+            // In chunks that fit sqlx's row channel (`ROW_CHANNEL`): its worker thread then
+            // never waits on a full channel, which costs a thread wake-up per row whenever
+            // the reader is the slower side.
+            let mut after: Option<(i64, String)> = None;
+            loop {
+                let mut query = QueryBuilder::<Sqlite>::new(
+                    "SELECT id, site_id, seq, action, method, reference, subject_id, purposes, notice_id, notice_sha256, personal,
+                            details, actor, recorded_at, leaf_hash
+                     FROM consent_events WHERE site_id = ",
+                );
+                query.push_bind(site_id.clone());
+                if let Some((seq, id)) = &after {
+                    query.push(" AND (seq, id) > (").push_bind(*seq).push(", ").push_bind(id.clone()).push(")");
+                }
+                query.push(" ORDER BY seq, id LIMIT ").push_bind(RAW_CHUNK as i64);
+                let mut last = None;
+                let rows = query.build().fetch(&pool);
+                match forward_batches_with(rows, raw_from_row, &tx, true, |e: &RawEvent| last = Some((e.seq, e.id.clone()))).await {
+                    Ok(n) if n == RAW_CHUNK => after = last,
+                    _ => return,
+                }
+            }
         })
     }
 
