@@ -87,6 +87,21 @@ async fn opened(browser: &Browser) -> String {
     v.as_str().unwrap().to_owned()
 }
 
+/// Loads `url` with `window.open` captured, and opens the panel with a click.
+async fn open_panel(browser: &Browser, url: &str) {
+    browser.client.goto(url).await.unwrap();
+    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
+    click(browser, "cornetta-launcher").await;
+    until(browser, PANEL_OPEN).await;
+}
+
+/// Ticks the utility box, starts the chat and returns the link it opened.
+async fn tick_and_start(browser: &Browser) -> String {
+    click(browser, "cornetta-purpose-utility").await;
+    click(browser, "cornetta-start").await;
+    opened(browser).await
+}
+
 async fn events(server: &Server, reference: &Reference) -> ConsentPage {
     let token = server.token("auditor");
     client()
@@ -213,17 +228,12 @@ async fn under_a_strict_content_security_policy_the_widget_works_and_nothing_is_
     let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert_eq!(policy, format!("default-src 'self' {api}; script-src 'self' 'wasm-unsafe-eval' {api}; style-src 'self'", api = server.url));
 
-    browser.client.goto(&format!("{shop}/csp/")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
+    open_panel(&browser, &format!("{shop}/csp/")).await;
     // The panel is styled (adoptedStyleSheets pass `style-src 'self'`): the start button
     // has the accent background, not the browser's default.
     let background = js(&browser, "return getComputedStyle(r.querySelector('[data-testid=cornetta-start]')).backgroundColor;").await;
     assert_ne!(background, "rgba(0, 0, 0, 0)", "the panel's stylesheet was applied");
-    click(&browser, "cornetta-purpose-utility").await;
-    click(&browser, "cornetta-start").await;
-    let url = opened(&browser).await;
+    let url = tick_and_start(&browser).await;
     assert!(url.starts_with("https://wa.me/393331234567?text="), "{url}");
     until(&browser, &visible("cornetta-agreed")).await;
     // The QR code (an image from the Cornetta origin) loads too.
@@ -300,13 +310,8 @@ async fn with_prefers_color_scheme_dark_the_panel_is_dark() {
 #[tokio::test]
 async fn on_desktop_start_chat_shows_the_qr_code_of_the_same_link_and_a_web_link() {
     let (_server, shop, browser) = shop(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{shop}/")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
-    click(&browser, "cornetta-purpose-utility").await;
-    click(&browser, "cornetta-start").await;
-    let url = opened(&browser).await;
+    open_panel(&browser, &format!("{shop}/")).await;
+    let url = tick_and_start(&browser).await;
     until(&browser, &visible("cornetta-qr")).await;
     let qr = js(&browser, "return [r.querySelector('[data-testid=cornetta-qr] img').src, r.querySelector('[data-testid=cornetta-open-web]').href];").await;
     assert_eq!(qr[1], url.as_str(), "the WhatsApp Web/Desktop link is the chat link");
@@ -323,17 +328,12 @@ async fn on_desktop_start_chat_shows_the_qr_code_of_the_same_link_and_a_web_link
 #[tokio::test]
 async fn on_a_phone_start_chat_opens_whatsapp_without_a_qr_code() {
     let (_server, shop, browser) = shop(BrowserOptions { width: 390, height: 844, mobile: true, lang: None }).await;
-    browser.client.goto(&format!("{shop}/")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
+    open_panel(&browser, &format!("{shop}/")).await;
     // The panel fits the small screen.
     let fits = js(&browser, "var b = r.querySelector('[data-testid=cornetta-panel]').getBoundingClientRect(); return b.left >= 0 && b.right <= innerWidth && b.top >= 0;").await;
     assert_eq!(fits, true, "the panel fits the viewport");
     browser.screenshot("widget-mobile").await.unwrap();
-    click(&browser, "cornetta-purpose-utility").await;
-    click(&browser, "cornetta-start").await;
-    let url = opened(&browser).await;
+    let url = tick_and_start(&browser).await;
     assert!(url.starts_with("https://wa.me/393331234567?text="));
     until(&browser, &visible("cornetta-agreed")).await;
     assert_eq!(js(&browser, &visible("cornetta-qr")).await, false, "no QR code on a phone");
@@ -367,13 +367,8 @@ async fn the_panel_opens_from_hash_chat_from_data_cornetta_open_and_after_n_seco
 #[tokio::test]
 async fn after_consenting_the_panel_shows_the_date_and_one_click_withdraws_through_the_api() {
     let (server, shop, browser) = shop(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{shop}/")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
-    click(&browser, "cornetta-purpose-utility").await;
-    click(&browser, "cornetta-start").await;
-    let url = opened(&browser).await;
+    open_panel(&browser, &format!("{shop}/")).await;
+    let url = tick_and_start(&browser).await;
     let reference = Reference::find_in(&decode_text(&url).unwrap()).unwrap();
     until(&browser, &visible("cornetta-agreed")).await;
     let receipt = js(&browser, "return r.querySelector('[data-testid=cornetta-agreed]').textContent;").await;
@@ -429,10 +424,7 @@ async fn agents_with_business_hours_show_when_they_reply_redirect_outside_hours_
 
     // "notice": the closed agent says when they reply, and a chat with them still goes to them.
     put_settings(&server, json!({ "agents": agents, "outside_hours": { "mode": "notice" }, "consent": "optional" })).await;
-    browser.client.goto(&format!("{shop}/?notice")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
+    open_panel(&browser, &format!("{shop}/?notice")).await;
     let second = js(&browser, "return r.querySelector('[data-testid=cornetta-agent-1]').textContent;").await;
     let second = second.as_str().unwrap();
     let shown_time = opens.trim_start_matches('0');
@@ -445,10 +437,7 @@ async fn agents_with_business_hours_show_when_they_reply_redirect_outside_hours_
 
     // "redirect": outside hours the chat goes to another number.
     put_settings(&server, json!({ "agents": agents, "outside_hours": { "mode": "redirect", "phone": "+39 06 1234 5678" }, "consent": "optional" })).await;
-    browser.client.goto(&format!("{shop}/?redirect")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
+    open_panel(&browser, &format!("{shop}/?redirect")).await;
     click(&browser, "cornetta-agent-1").await;
     click(&browser, "cornetta-start").await;
     assert!(opened(&browser).await.starts_with("https://wa.me/390612345678"), "redirect mode sends the chat to the other number");
@@ -527,10 +516,7 @@ async fn a_wrong_data_attribute_logs_one_console_error_naming_it_and_leaves_the_
 #[tokio::test]
 async fn without_an_account_data_attributes_alone_give_click_to_chat_with_the_page_title() {
     let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{base}/static.html")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
+    open_panel(&browser, &format!("{base}/static.html")).await;
     assert_eq!(js(&browser, "return r.querySelector('[data-testid=cornetta-business]').textContent;").await, "Acme Shop");
     assert_eq!(js(&browser, "return !!r.querySelector('[data-testid=cornetta-consent]');").await, false, "nothing to record without a site");
     click(&browser, "cornetta-start").await;
@@ -549,13 +535,8 @@ const EVENTS: &str = "window.dataLayer = []; window.__events = [];
 async fn analytics_events_reach_window_and_the_gtm_data_layer_in_order() {
     let (_server, shop, browser) = shop(BrowserOptions::default()).await;
     browser.before_each_page(EVENTS).await.unwrap();
-    browser.client.goto(&format!("{shop}/")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
-    click(&browser, "cornetta-purpose-utility").await;
-    click(&browser, "cornetta-start").await;
-    let url = opened(&browser).await;
+    open_panel(&browser, &format!("{shop}/")).await;
+    let url = tick_and_start(&browser).await;
     let reference = Reference::find_in(&decode_text(&url).unwrap()).unwrap().to_string();
     until(&browser, &visible("cornetta-agreed")).await;
     click(&browser, "cornetta-withdraw").await;
@@ -708,15 +689,10 @@ async fn the_prefilled_message_fills_title_url_agent_and_ref_exactly_and_the_pri
     )
     .await;
     let page_url = format!("{shop}/?utm_source=test&x=%20y#top");
-    browser.client.goto(&page_url).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
+    open_panel(&browser, &page_url).await;
     let privacy = js(&browser, "var a = r.querySelector('[data-testid=cornetta-privacy]'); return [a.href, a.getClientRects().length > 0];").await;
     assert_eq!(privacy, json!(["https://shop.example/privacy", true]));
-    click(&browser, "cornetta-purpose-utility").await;
-    click(&browser, "cornetta-start").await;
-    let url = opened(&browser).await;
+    let url = tick_and_start(&browser).await;
     let reference = Reference::find_in(&decode_text(&url).unwrap()).unwrap();
     let want = fill_message(
         Some(template),
@@ -761,10 +737,7 @@ async fn data_color_position_and_offset_theme_the_launcher() {
 #[tokio::test]
 async fn with_data_consent_optional_the_chat_starts_unticked_and_records_nothing() {
     let (server, base, browser) = test_pages(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{base}/optional.html")).await.unwrap();
-    browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    click(&browser, "cornetta-launcher").await;
-    until(&browser, PANEL_OPEN).await;
+    open_panel(&browser, &format!("{base}/optional.html")).await;
     assert_eq!(js(&browser, "return r.querySelector('[data-testid=cornetta-purpose-utility]').checked;").await, false, "still offered, unticked");
     assert_eq!(js(&browser, "return r.querySelector('[data-testid=cornetta-start]').disabled;").await, false);
     click(&browser, "cornetta-start").await;
