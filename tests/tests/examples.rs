@@ -13,8 +13,9 @@ fn example(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(path)
 }
 
-fn run(script: &str, server: &Server, token: &str, out: &Path, args: &[&str]) -> Output {
-    let output = Command::new("bash")
+/// `bash examples/<script> <args>` against `server`, writing into `out`.
+fn script(script: &str, server: &Server, token: &str, out: &Path, args: &[&str]) -> Output {
+    Command::new("bash")
         .arg(example(script))
         .args(args)
         .env("CORNETTA_URL", &server.url)
@@ -22,10 +23,15 @@ fn run(script: &str, server: &Server, token: &str, out: &Path, args: &[&str]) ->
         .env("CORNETTA_BIN", cornetta_bin())
         .env("OUT", out)
         .output()
-        .expect("bash runs the example");
+        .expect("bash runs the example")
+}
+
+/// Runs an example that must succeed.
+fn run(name: &str, server: &Server, token: &str, out: &Path, args: &[&str]) -> Output {
+    let output = script(name, server, token, out, args);
     assert!(
         output.status.success(),
-        "{script} failed ({}):\n{}\n{}",
+        "{name} failed ({}):\n{}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
@@ -62,14 +68,7 @@ async fn the_auditor_example_answers_from_the_ledger_and_verifies_the_receipt_of
     assert_eq!(csv.lines().count(), 2, "a header and the one event:\n{csv}");
 
     // A person with no records: the script says so and fails.
-    let none = Command::new("bash")
-        .arg(example("auditor/queries.sh"))
-        .args(["+39 333 000 0000", &site])
-        .env("CORNETTA_URL", &server.url)
-        .env("CORNETTA_TOKEN", &auditor)
-        .env("OUT", out.path())
-        .output()
-        .unwrap();
+    let none = script("auditor/queries.sh", &server, &auditor, out.path(), &["+39 333 000 0000", &site]);
     assert!(!none.status.success());
     assert!(String::from_utf8_lossy(&none.stderr).contains("no events"));
 }
