@@ -120,7 +120,7 @@ pub(crate) fn check_postgres() -> Result {
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&host_port).ok().and_then(|mut a| a.next());
     let reachable = || addr.is_some_and(|a| std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)).is_ok());
     if reachable() {
-        return Ok(());
+        return check_postgres_role(&url);
     }
     // A local Debian cluster that is merely stopped (e.g. after a crash) can be started.
     if let Some(clusters) = output(Command::new("pg_lsclusters").arg("--no-header")) {
@@ -133,7 +133,7 @@ pub(crate) fn check_postgres() -> Result {
         }
         for _ in 0..50 {
             if reachable() {
-                return Ok(());
+                return check_postgres_role(&url);
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
@@ -141,4 +141,24 @@ pub(crate) fn check_postgres() -> Result {
     Err(format!(
         "PostgreSQL is not reachable at {host_port} (from {url}); start it (Debian: pg_ctlcluster 15 main start) or set CORNETTA_TEST_PG_URL to a server whose user may create databases"
     ))
+}
+
+/// The tests create and drop a database each: the user must log in and may create
+/// databases. Checked with `psql` when it is installed (the tests say so too, later).
+fn check_postgres_role(url: &str) -> Result {
+    let query = "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user";
+    let out = match Command::new("psql").arg(url).args(["-tAc", query]).output() {
+        Ok(out) => out,
+        Err(_) => return Ok(()),
+    };
+    if !out.status.success() {
+        return Err(format!(
+            "PostgreSQL answers but {url} does not let the tests in: {}; create the user and database (e.g. `createuser -s postgres; createdb -O postgres test` as the postgres OS user) or set CORNETTA_TEST_PG_URL",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    if String::from_utf8_lossy(&out.stdout).trim() != "t" {
+        return Err(format!("the user of {url} may not create databases, which each test does; `ALTER ROLE <user> CREATEDB` or set CORNETTA_TEST_PG_URL"));
+    }
+    Ok(())
 }
