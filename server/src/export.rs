@@ -3,6 +3,7 @@
 //! million rows never sit in memory at once.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -76,6 +77,23 @@ struct Writer {
     /// Unwrapped subject keys: a person's events usually come close together, and each
     /// unwrap is an AEAD open. Cleared when full, so memory stays bounded.
     subject_keys: HashMap<String, Option<crate::keys::SubjectKey>>,
+    /// A field being formatted (numbers, times, purposes).
+    scratch: String,
+}
+
+/// Purposes as the ledger stores them: comma-separated, in the event's (sorted) order.
+struct Purposes<'a>(&'a [cornetta_shared::Purpose]);
+
+impl std::fmt::Display for Purposes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(p.as_str())?;
+        }
+        Ok(())
+    }
 }
 
 /// At most this many unwrapped keys are kept during one export.
@@ -132,32 +150,36 @@ impl Writer {
                 .unwrap_or_default();
             match self.format {
                 Format::Csv => {
-                    let seq = e.seq.to_string();
-                    let reference = e.reference.to_string();
-                    let purposes = crate::ledger::purposes_column(&e.purposes);
-                    let recorded_at = e.recorded_at.to_string();
-                    let leaf = hex::encode(e.leaf_hash);
-                    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-                    let record: [&str; 17] = [
-                        e.id.as_str(),
-                        site.as_str(),
-                        &seq,
-                        e.action.as_str(),
-                        e.method.as_str(),
-                        &reference,
-                        evidence.phone.as_deref().unwrap_or(""),
-                        &purposes,
-                        e.notice_id.as_ref().map_or("", |n| n.as_str()),
-                        e.notice_sha256.as_deref().unwrap_or(""),
-                        evidence.page_url.as_deref().unwrap_or(""),
-                        evidence.ip.as_deref().unwrap_or(""),
-                        evidence.user_agent.as_deref().unwrap_or(""),
-                        &e.actor,
-                        &opt(&evidence.reason),
-                        &recorded_at,
-                        &leaf,
-                    ];
-                    csv.write_record(record).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                    // Field by field, numbers and times formatted into a reused buffer: no
+                    // allocation per row.
+                    let scratch = &mut self.scratch;
+                    let field = |csv: &mut csv::Writer<Vec<u8>>, value: &[u8]| csv.write_field(value).map_err(|err| StoreError::Corrupt(err.to_string()));
+                    let mut formatted = |csv: &mut csv::Writer<Vec<u8>>, value: &dyn std::fmt::Display| {
+                        scratch.clear();
+                        let _ = write!(scratch, "{value}");
+                        field(csv, scratch.as_bytes())
+                    };
+                    field(&mut csv, e.id.as_str().as_bytes())?;
+                    field(&mut csv, site.as_str().as_bytes())?;
+                    formatted(&mut csv, &e.seq)?;
+                    field(&mut csv, e.action.as_str().as_bytes())?;
+                    field(&mut csv, e.method.as_str().as_bytes())?;
+                    formatted(&mut csv, &e.reference)?;
+                    field(&mut csv, evidence.phone.as_deref().unwrap_or("").as_bytes())?;
+                    formatted(&mut csv, &Purposes(&e.purposes))?;
+                    field(&mut csv, e.notice_id.as_ref().map_or("", |n| n.as_str()).as_bytes())?;
+                    field(&mut csv, e.notice_sha256.as_deref().unwrap_or("").as_bytes())?;
+                    field(&mut csv, evidence.page_url.as_deref().unwrap_or("").as_bytes())?;
+                    field(&mut csv, evidence.ip.as_deref().unwrap_or("").as_bytes())?;
+                    field(&mut csv, evidence.user_agent.as_deref().unwrap_or("").as_bytes())?;
+                    field(&mut csv, e.actor.as_bytes())?;
+                    field(&mut csv, evidence.reason.as_deref().unwrap_or("").as_bytes())?;
+                    formatted(&mut csv, &e.recorded_at)?;
+                    let mut leaf = [0u8; 64];
+                    hex::encode_to_slice(e.leaf_hash, &mut leaf).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                    field(&mut csv, &leaf)?;
+                    // An empty record ends the one written field by field.
+                    csv.write_record(None::<&[u8]>).map_err(|err| StoreError::Corrupt(err.to_string()))?;
                 }
                 Format::Jsonl => {
                     let view = ConsentEventView {
@@ -198,7 +220,7 @@ impl Writer {
 /// rather than a silently short file).
 pub fn stream(store: DynStore, keys: Arc<Keyring>, filter: EventFilter, format: Format) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
     let rows = store.export_events(filter);
-    let writer = Writer { format, keys, store, sites: HashMap::new(), subject_keys: HashMap::new() };
+    let writer = Writer { format, keys, store, sites: HashMap::new(), subject_keys: HashMap::new(), scratch: String::new() };
     let state = (writer, rows, false);
     Box::pin(futures::stream::unfold(Some(state), |state| async move {
         let (mut writer, mut rows, started) = state?;

@@ -342,6 +342,18 @@ async fn the_csv_export_has_one_header_and_quotes_every_awkward_field() {
     let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 25);
     assert_eq!(lines[7]["page_url"], awkward);
+    // Both formats say the same, field for field (the CSV writes each field itself).
+    for (row, line) in rows.iter().zip(&lines) {
+        for (i, column) in cornetta_server::export::CSV_COLUMNS.iter().enumerate() {
+            let want = match &line[*column] {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                Value::Array(items) => items.iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>().join(","),
+                other => other.to_string(),
+            };
+            assert_eq!(&row[i], want, "column {column} of {}", &row[0]);
+        }
+    }
 }
 
 #[tokio::test]

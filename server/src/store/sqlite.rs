@@ -2,6 +2,7 @@
 //! writer task that commits whatever consent events are queued in one transaction (group
 //! commit) and acknowledges each only after that commit.
 
+mod direct;
 mod whatsapp;
 
 use std::collections::{HashMap, HashSet};
@@ -45,6 +46,8 @@ impl Default for SqliteSettings {
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: mpsc::Sender<Job>,
+    /// Read-only rusqlite connections for the hot reads (`direct.rs`).
+    readers: std::sync::Arc<direct::Readers>,
 }
 
 /// Work for the single writer.
@@ -110,7 +113,7 @@ impl SqliteStore {
         let conn = SqliteConnection::connect_with(&options).await?;
         let (writer, jobs) = mpsc::channel(4096);
         tokio::spawn(run_writer(conn, jobs));
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, readers: direct::Readers::new(path) })
     }
 
     /// The pool, for tools (verification, bench) that read rows directly.
@@ -131,22 +134,25 @@ fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }
 
+/// Every column of `sites`, in table order (the order [`site_from`] reads them in).
+const SITE_COLUMNS: &str = "id, key, business_name, phones, allowed_origins, default_lang, widget, created_at";
+
 fn site_from_row(row: &SqliteRow) -> StoreResult<Site> {
-    let phones: Vec<String> = serde_json::from_str(row.try_get("phones")?).map_err(|e| corrupt("site phones", e))?;
-    let phones = phones
-        .iter()
-        .map(|p| PhoneNumber::from_e164(p))
-        .collect::<Result<_, _>>()
-        .map_err(|e| corrupt("site phone", e))?;
+    site_from(row)
+}
+
+fn site_from(row: &impl Columns) -> StoreResult<Site> {
+    let phones: Vec<String> = serde_json::from_str(row.text(3)?).map_err(|e| corrupt("site phones", e))?;
+    let phones = phones.iter().map(|p| PhoneNumber::from_e164(p)).collect::<Result<_, _>>().map_err(|e| corrupt("site phone", e))?;
     Ok(Site {
-        id: row.try_get("id")?,
-        key: SiteKey::parse(row.try_get("key")?).map_err(|e| corrupt("site key", e))?,
-        business_name: row.try_get("business_name")?,
+        id: row.text(0)?.to_owned(),
+        key: SiteKey::parse(row.text(1)?).map_err(|e| corrupt("site key", e))?,
+        business_name: row.text(2)?.to_owned(),
         phones,
-        allowed_origins: serde_json::from_str(row.try_get("allowed_origins")?).map_err(|e| corrupt("site origins", e))?,
-        default_lang: Lang::parse(row.try_get("default_lang")?).map_err(|e| corrupt("site lang", e))?,
-        widget: serde_json::from_str(row.try_get("widget")?).map_err(|e| corrupt("site widget", e))?,
-        created_at: from_micros(row.try_get("created_at")?)?,
+        allowed_origins: serde_json::from_str(row.text(4)?).map_err(|e| corrupt("site origins", e))?,
+        default_lang: Lang::parse(row.text(5)?).map_err(|e| corrupt("site lang", e))?,
+        widget: serde_json::from_str(row.text(6)?).map_err(|e| corrupt("site widget", e))?,
+        created_at: from_micros(row.int(7)?)?,
     })
 }
 
@@ -166,15 +172,21 @@ fn notice_from_row(row: &SqliteRow) -> StoreResult<Notice> {
     })
 }
 
+/// The columns of `tokens` [`token_from`] reads, in its order (not the secret's hash).
+const TOKEN_COLUMNS: &str = "id, name, role, site_id, created_at, revoked_at";
+
 fn token_from_row(row: &SqliteRow) -> StoreResult<TokenInfo> {
-    let role: String = row.try_get("role")?;
+    token_from(row)
+}
+
+fn token_from(row: &impl Columns) -> StoreResult<TokenInfo> {
     Ok(TokenInfo {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        role: role.parse().map_err(|e| corrupt("token role", e))?,
-        site_id: row.try_get("site_id")?,
-        created_at: from_micros(row.try_get("created_at")?)?,
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros).transpose()?,
+        id: row.text(0)?.to_owned(),
+        name: row.text(1)?.to_owned(),
+        role: row.text(2)?.parse().map_err(|e| corrupt("token role", e))?,
+        site_id: row.opt_text(3)?.map(str::to_owned),
+        created_at: from_micros(row.int(4)?)?,
+        revoked_at: row.opt_int(5)?.map(from_micros).transpose()?,
     })
 }
 
@@ -190,7 +202,9 @@ fn subject_from_row(row: &SqliteRow) -> StoreResult<Subject> {
 }
 
 fn parse_leaf_hash(text: &str) -> StoreResult<[u8; 32]> {
-    hex::decode(text).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| corrupt("event leaf hash", text))
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(text, &mut hash).map_err(|_| corrupt("event leaf hash", text))?;
+    Ok(hash)
 }
 
 fn raw_from_row(row: &SqliteRow) -> StoreResult<RawEvent> {
@@ -257,18 +271,6 @@ pub(crate) async fn forward_batches<R, T>(
     let _ = forward_batches_with(rows, parse, &tx, false, |_| {}).await;
 }
 
-/// `forward_batches` for SQLite, whose rows come from sqlx's worker thread through a
-/// channel: rather than parking until each next row (a thread wake-up per row, a third of
-/// a million-row verification's time), take what is buffered and, when nothing is, sleep
-/// a millisecond while the worker fills the channel again.
-pub(crate) async fn forward_sqlite_batches<R, T>(
-    rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
-    parse: impl Fn(&R) -> StoreResult<T>,
-    tx: mpsc::Sender<StoreResult<Vec<T>>>,
-) {
-    let _ = forward_batches_with(rows, parse, &tx, true, |_| {}).await;
-}
-
 /// Forwards `rows` in batches (the last one partial); `seen` sees each item. Returns how
 /// many were sent, or `Err` when the consumer is gone or an error was sent.
 async fn forward_batches_with<R, T>(
@@ -316,37 +318,67 @@ async fn forward_batches_with<R, T>(
 }
 
 /// Parses a stored event row (shared with verification tools).
+/// A result row read by column position, from either SQLite driver (sqlx here, rusqlite on
+/// the hot read paths, `direct.rs`): one parser per row type for both.
+pub(crate) trait Columns {
+    fn text(&self, i: usize) -> StoreResult<&str>;
+    fn opt_text(&self, i: usize) -> StoreResult<Option<&str>>;
+    fn int(&self, i: usize) -> StoreResult<i64>;
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>>;
+    fn opt_blob(&self, i: usize) -> StoreResult<Option<&[u8]>>;
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, i: usize) -> StoreResult<&str> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn opt_text(&self, i: usize) -> StoreResult<Option<&str>> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn int(&self, i: usize) -> StoreResult<i64> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn opt_blob(&self, i: usize) -> StoreResult<Option<&[u8]>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+/// Every column of `consent_events`, in table order (so also the order of `SELECT *`), which
+/// is the order [`event_from`] reads them in.
+const EVENT_COLUMNS: &str =
+    "id, site_id, seq, action, method, reference, subject_id, purposes, notice_id, notice_sha256, personal, details, actor, recorded_at, leaf_hash";
+
 pub fn event_from_row(row: &SqliteRow) -> StoreResult<StoredEvent> {
-    let purposes: String = row.try_get("purposes")?;
-    let purposes = purposes
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(cornetta_shared::Purpose::from_str)
-        .collect::<Result<_, _>>()
-        .map_err(|e| corrupt("event purposes", e))?;
-    let leaf_hash = parse_leaf_hash(row.try_get("leaf_hash")?)?;
-    let action: String = row.try_get("action")?;
-    let method: String = row.try_get("method")?;
+    event_from(row)
+}
+
+/// An event from the first 15 columns of a row, in [`EVENT_COLUMNS`] order.
+fn event_from(row: &impl Columns) -> StoreResult<StoredEvent> {
+    let purposes =
+        row.text(7)?.split(',').filter(|p| !p.is_empty()).map(cornetta_shared::Purpose::from_str).collect::<Result<_, _>>().map_err(|e| corrupt("event purposes", e))?;
     Ok(StoredEvent {
-        id: EventId::parse(row.try_get("id")?).map_err(|e| corrupt("event id", e))?,
-        site_id: row.try_get("site_id")?,
-        seq: row.try_get::<i64, _>("seq")? as u64,
-        action: action.parse().map_err(|e| corrupt("event action", e))?,
-        method: method.parse().map_err(|e| corrupt("event method", e))?,
-        reference: Reference::parse(row.try_get("reference")?).map_err(|e| corrupt("event reference", e))?,
-        subject_id: row.try_get("subject_id")?,
+        id: EventId::parse(row.text(0)?).map_err(|e| corrupt("event id", e))?,
+        site_id: row.text(1)?.to_owned(),
+        seq: row.int(2)? as u64,
+        action: row.text(3)?.parse().map_err(|e| corrupt("event action", e))?,
+        method: row.text(4)?.parse().map_err(|e| corrupt("event method", e))?,
+        reference: Reference::parse(row.text(5)?).map_err(|e| corrupt("event reference", e))?,
+        subject_id: row.text(6)?.to_owned(),
         purposes,
-        notice_id: row
-            .try_get::<Option<String>, _>("notice_id")?
-            .map(|n| NoticeId::parse(&n))
-            .transpose()
-            .map_err(|e| corrupt("event notice", e))?,
-        notice_sha256: row.try_get("notice_sha256")?,
-        personal: row.try_get("personal")?,
-        details: row.try_get("details")?,
-        actor: row.try_get("actor")?,
-        recorded_at: from_micros(row.try_get("recorded_at")?)?,
-        leaf_hash,
+        notice_id: row.opt_text(8)?.map(NoticeId::parse).transpose().map_err(|e| corrupt("event notice", e))?,
+        notice_sha256: row.opt_text(9)?.map(str::to_owned),
+        personal: row.opt_blob(10)?.map(<[u8]>::to_vec),
+        details: row.text(11)?.to_owned(),
+        actor: row.text(12)?.to_owned(),
+        recorded_at: from_micros(row.int(13)?)?,
+        leaf_hash: parse_leaf_hash(row.text(14)?)?,
     })
 }
 
@@ -387,17 +419,15 @@ impl super::Store for SqliteStore {
     }
 
     async fn site_by_key(&self, key: &SiteKey) -> StoreResult<Option<Site>> {
-        let row = sqlx::query("SELECT * FROM sites WHERE key = ?").bind(key.as_str()).fetch_optional(&self.pool).await?;
-        row.as_ref().map(site_from_row).transpose()
+        self.readers.now(|conn| direct::optional(conn, &format!("SELECT {SITE_COLUMNS} FROM sites WHERE key = ?1"), [key.as_str()], |r| site_from(r)))
     }
 
     async fn site_by_id(&self, id: &str) -> StoreResult<Option<Site>> {
-        let row = sqlx::query("SELECT * FROM sites WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(site_from_row).transpose()
+        self.readers.now(|conn| direct::optional(conn, &format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?1"), [id], |r| site_from(r)))
     }
 
     async fn list_sites(&self) -> StoreResult<Vec<Site>> {
-        let rows = sqlx::query("SELECT * FROM sites ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY created_at, id"))).fetch_all(&self.pool).await?;
         rows.iter().map(site_from_row).collect()
     }
 
@@ -470,17 +500,16 @@ impl super::Store for SqliteStore {
             .bind(micros(Timestamp::now()))
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT * FROM tokens WHERE id = ?").bind(&token.id).fetch_one(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?"))).bind(&token.id).fetch_one(&self.pool).await?;
         token_from_row(&row)
     }
 
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await?;
-        row.as_ref().map(token_from_row).transpose()
+        self.readers.now(|conn| direct::optional(conn, &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"), [hash], |r| token_from(r)))
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
-        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"))).fetch_all(&self.pool).await?;
         rows.iter().map(token_from_row).collect()
     }
 
@@ -531,10 +560,17 @@ impl super::Store for SqliteStore {
     }
 
     async fn events(&self, filter: &EventFilter, limit: u32) -> StoreResult<Vec<StoredEvent>> {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT * FROM consent_events WHERE 1 = 1");
-        push_filter(&mut query, filter);
-        query.push(" ORDER BY site_id, seq LIMIT ").push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let (conditions, params) = filter_sql(filter);
+        // Only constant text and `?` placeholders: every value is bound.
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM consent_events WHERE 1 = 1{conditions} ORDER BY site_id, seq LIMIT ?");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for param in params {
+            query = match param {
+                Param::Text(s) => query.bind(s),
+                Param::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -658,46 +694,73 @@ impl super::Store for SqliteStore {
     }
 
     async fn person_events(&self, site_id: &str, lookup: &str) -> StoreResult<PersonEvents> {
-        let mut conn = self.pool.acquire().await?;
-        let subjects: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM subjects WHERE site_id = ? AND lookup = ?").bind(site_id).bind(lookup).fetch_all(&mut *conn).await?;
-        let Some(subject) = subjects.first() else { return Ok(PersonEvents::default()) };
-        // UNIQUE (site_id, lookup): one subject per number and site.
-        // The person's own events, and those of the references they confirmed on WhatsApp.
-        // A UNION with an index named for each half: written as one `subject OR reference`
-        // condition, SQLite walks the site's whole log (300 ms at a million events).
-        let rows = sqlx::query(
-            "SELECT * FROM consent_events INDEXED BY consent_events_by_subject WHERE subject_id = ?2 AND site_id = ?1
-             UNION
-             SELECT * FROM consent_events INDEXED BY consent_events_by_reference WHERE site_id = ?1 AND reference IN
-                 (SELECT reference FROM consent_events WHERE subject_id = ?2 AND action = 'confirmed')
-             ORDER BY seq LIMIT ?3",
-        )
-        .bind(site_id)
-        .bind(subject)
-        .bind(i64::from(super::MAX_PERSON_EVENTS))
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(PersonEvents { subjects, events: rows.iter().map(event_from_row).collect::<StoreResult<_>>()? })
+        let (site_id, lookup) = (site_id.to_owned(), lookup.to_owned());
+        // Both statements in one blocking call through rusqlite (`direct.rs`).
+        self.readers
+            .run(move |conn| {
+                let subjects: Vec<String> = conn
+                    .prepare_cached("SELECT id FROM subjects WHERE site_id = ?1 AND lookup = ?2")
+                    .and_then(|mut s| s.query_map((&site_id, &lookup), |r| r.get(0))?.collect())
+                    .map_err(direct::database)?;
+                // UNIQUE (site_id, lookup): one subject per number and site.
+                let Some(subject) = subjects.first() else { return Ok(PersonEvents::default()) };
+                // The person's own events, and those of the references they confirmed on
+                // WhatsApp. A UNION with an index named for each half: written as one
+                // `subject OR reference` condition, SQLite walks the site's whole log (300 ms at
+                // a million events).
+                let mut statement = conn
+                    .prepare_cached(
+                        "SELECT * FROM consent_events INDEXED BY consent_events_by_subject WHERE subject_id = ?2 AND site_id = ?1
+                         UNION
+                         SELECT * FROM consent_events INDEXED BY consent_events_by_reference WHERE site_id = ?1 AND reference IN
+                             (SELECT reference FROM consent_events WHERE subject_id = ?2 AND action = 'confirmed')
+                         ORDER BY seq LIMIT ?3",
+                    )
+                    .map_err(direct::database)?;
+                let mut rows = statement.query((&site_id, subject, i64::from(super::MAX_PERSON_EVENTS))).map_err(direct::database)?;
+                let mut events = Vec::new();
+                while let Some(row) = rows.next().map_err(direct::database)? {
+                    events.push(event_from(row)?);
+                }
+                Ok(PersonEvents { subjects, events })
+            })
+            .await
     }
 
     fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>> {
-        let pool = self.pool.clone();
-        spawn_stream(move |tx| async move {
-            // A correlated subquery rather than a join keeps the filter's column names
-            // unambiguous (both tables have `id` and `site_id`).
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT *, (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id) AS subject_key
-                 FROM consent_events WHERE 1 = 1",
-            );
-            push_filter(&mut query, &filter);
-            query.push(" ORDER BY site_id, seq");
-            let rows = query.build().fetch(&pool);
-            let parse = |row: &SqliteRow| -> StoreResult<ExportRow> {
-                Ok(ExportRow { event: event_from_row(row)?, wrapped_key: row.try_get("subject_key")? })
-            };
-            forward_sqlite_batches(rows, parse, tx).await;
-        })
+        // On a blocking thread through rusqlite (`direct.rs`): rows are parsed in place, and
+        // one statement reads the whole export from one snapshot.
+        let readers = self.readers.clone();
+        let (tx, rx) = mpsc::channel(2);
+        tokio::task::spawn_blocking(move || {
+            let result = readers.scan(|conn| {
+                // A correlated subquery rather than a join keeps the filter's column names
+                // unambiguous (both tables have `id` and `site_id`).
+                let (conditions, params) = filter_sql(&filter);
+                let sql = format!(
+                    "SELECT {EVENT_COLUMNS}, (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id)
+                     FROM consent_events WHERE 1 = 1{conditions} ORDER BY site_id, seq"
+                );
+                let mut statement = conn.prepare(&sql).map_err(direct::database)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(params)).map_err(direct::database)?;
+                let mut batch = Vec::with_capacity(STREAM_BATCH);
+                while let Some(row) = rows.next().map_err(direct::database)? {
+                    batch.push(ExportRow { event: event_from(row)?, wrapped_key: row.opt_blob(15)?.map(<[u8]>::to_vec) });
+                    if batch.len() == STREAM_BATCH && tx.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))).is_err() {
+                        // The consumer is gone: stop reading.
+                        return Ok(());
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                Ok(())
+            });
+            if let Err(err) = result {
+                let _ = tx.blocking_send(Err(err));
+            }
+        });
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
     }
 
     fn whatsapp(&self) -> Option<&dyn super::whatsapp::WhatsappStore> {
@@ -705,56 +768,76 @@ impl super::Store for SqliteStore {
     }
 }
 
-/// Adds `filter`'s conditions (each `AND …`) to a query on `consent_events`.
-pub(crate) fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &EventFilter) {
+/// A value bound to a `?` of a filter's SQL.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Text(String),
+    Int(i64),
+}
+
+impl rusqlite::ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Self::Text(s) => s.to_sql(),
+            Self::Int(i) => i.to_sql(),
+        }
+    }
+}
+
+/// `filter`'s conditions on `consent_events` as SQL (each `AND …`, with `?` placeholders) and
+/// the values for them in order: the same text for both SQLite drivers.
+pub(crate) fn filter_sql(filter: &EventFilter) -> (String, Vec<Param>) {
+    let mut sql = String::new();
+    let mut params = Vec::new();
     if let Some(site) = &filter.site_id {
-        query.push(" AND site_id = ").push_bind(site.clone());
+        sql.push_str(" AND site_id = ?");
+        params.push(Param::Text(site.clone()));
     }
     let subjects = filter.subjects.as_deref().filter(|s| !s.is_empty());
     let references = filter.references.as_deref().filter(|r| !r.is_empty());
+    let placeholders = |n: usize| vec!["?"; n].join(", ");
     match (subjects, references) {
         (None, None) if filter.subjects.is_some() || filter.references.is_some() => {
             // Asked for a person nobody knows: nothing matches.
-            query.push(" AND 0 = 1");
+            sql.push_str(" AND 0 = 1");
         }
         (None, None) => {}
         (subjects, references) => {
-            query.push(" AND (0 = 1");
+            sql.push_str(" AND (0 = 1");
             if let Some(subjects) = subjects {
-                query.push(" OR subject_id IN (");
-                let mut list = query.separated(", ");
-                for s in subjects {
-                    list.push_bind(s.clone());
-                }
-                query.push(")");
+                sql.push_str(&format!(" OR subject_id IN ({})", placeholders(subjects.len())));
+                params.extend(subjects.iter().map(|s| Param::Text(s.clone())));
             }
             if let Some(references) = references {
-                query.push(" OR reference IN (");
-                let mut list = query.separated(", ");
-                for r in references {
-                    list.push_bind(r.as_str().to_owned());
-                }
-                query.push(")");
+                sql.push_str(&format!(" OR reference IN ({})", placeholders(references.len())));
+                params.extend(references.iter().map(|r| Param::Text(r.as_str().to_owned())));
             }
-            query.push(")");
+            sql.push(')');
         }
     }
     if let Some(purpose) = filter.purpose {
         // Purposes are a sorted comma list; match a whole name.
-        query.push(" AND (',' || purposes || ',') LIKE ").push_bind(format!("%,{},%", purpose.as_str()));
+        sql.push_str(" AND (',' || purposes || ',') LIKE ?");
+        params.push(Param::Text(format!("%,{},%", purpose.as_str())));
     }
     if let Some(action) = filter.action {
-        query.push(" AND action = ").push_bind(action.as_str());
+        sql.push_str(" AND action = ?");
+        params.push(Param::Text(action.as_str().to_owned()));
     }
     if let Some(from) = filter.from {
-        query.push(" AND recorded_at >= ").push_bind(micros(from));
+        sql.push_str(" AND recorded_at >= ?");
+        params.push(Param::Int(micros(from)));
     }
     if let Some(to) = filter.to {
-        query.push(" AND recorded_at < ").push_bind(micros(to));
+        sql.push_str(" AND recorded_at < ?");
+        params.push(Param::Int(micros(to)));
     }
     if let Some(after) = &filter.after {
-        query.push(" AND (site_id, seq) > (").push_bind(after.site_id.clone()).push(", ").push_bind(after.seq as i64).push(")");
+        sql.push_str(" AND (site_id, seq) > (?, ?)");
+        params.push(Param::Text(after.site_id.clone()));
+        params.push(Param::Int(after.seq as i64));
     }
+    (sql, params)
 }
 
 /// The single writer: takes one job, then whatever else is already queued (up to

@@ -1,0 +1,183 @@
+//! The hot reads of the SQLite store (status lookups, exports) through rusqlite on a
+//! blocking thread: one hand-off per call, and rows read in place.
+//!
+//! sqlx runs each SQLite connection on a worker thread of its own and talks to it over
+//! channels: every statement costs two thread hand-offs, and every row crosses as owned
+//! values, one allocation per column. For a status lookup (two statements) and for an export
+//! (a million rows) that is most of the time. Both drivers link the same SQLite and open the
+//! same WAL file; these connections only read (`SQLITE_OPEN_READ_ONLY`), so they never block
+//! the writer, and each statement sees one consistent snapshot.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::Columns;
+use crate::store::{StoreError, StoreResult};
+
+/// Reads at once, each on a blocking thread with a connection of its own (kept open for
+/// reuse). More would only take turns on the same cores; the rest wait for a turn.
+const READERS: usize = 8;
+
+/// How much of the file each reader maps (address space, not memory): SQLite's own
+/// ceiling, `SQLITE_MAX_MMAP_SIZE`; beyond it reads fall back to `pread`.
+const MMAP_BYTES: i64 = 0x7fff_0000;
+
+/// Prepared statements cached per connection.
+const STATEMENT_CACHE: usize = 32;
+
+/// A small pool of read-only connections to one database file.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    turns: tokio::sync::Semaphore,
+}
+
+impl Readers {
+    pub(crate) fn new(path: &Path) -> Arc<Self> {
+        Arc::new(Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            turns: tokio::sync::Semaphore::new(READERS),
+        })
+    }
+
+    fn open(&self, mmap: bool) -> StoreResult<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(database)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(database)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if mmap {
+            // Pages read through a memory map rather than a `pread` each (a status lookup
+            // touches a dozen index pages): the OS page cache, shared by every reader.
+            conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+                .map_err(database)?;
+        }
+        Ok(conn)
+    }
+
+    fn take(&self) -> StoreResult<Connection> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.open(true),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < READERS {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `read` on a pooled connection on tokio's blocking threads.
+    pub(crate) async fn run<T, F>(self: &Arc<Self>, read: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let turn = self
+            .turns
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Corrupt("the database readers are closed".into()))?;
+        let readers = self.clone();
+        let out = tokio::task::spawn_blocking(move || readers.with(read)).await;
+        drop(turn);
+        out.map_err(|e| StoreError::Corrupt(format!("a database read stopped: {e}")))?
+    }
+
+    /// Runs a short read on this thread, which it blocks: for lookups by a unique key in
+    /// the small tables (tokens, sites), which take microseconds once their pages are cached,
+    /// less than handing them to another thread and back would.
+    pub(crate) fn now<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.with(read)
+    }
+
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = self.take()?;
+        let out = read(&conn);
+        self.give_back(conn);
+        out
+    }
+
+    /// Runs a long read (an export) on a connection of its own, on this thread (which may
+    /// block): it takes none of the short reads' turns, and reads with `pread` rather than a
+    /// memory map, so a scan of the whole file does not count as the server's memory.
+    pub(crate) fn scan<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        read(&self.open(false)?)
+    }
+}
+
+/// The row `sql` finds (at most one is expected), parsed by `parse`; `None` when none.
+pub(crate) fn optional<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    parse: impl FnOnce(&rusqlite::Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut statement = conn.prepare_cached(sql).map_err(database)?;
+    let mut rows = statement.query(params).map_err(database)?;
+    rows.next().map_err(database)?.map(parse).transpose()
+}
+
+/// rusqlite's errors, as the store reports them.
+pub(crate) fn database(err: rusqlite::Error) -> StoreError {
+    StoreError::Corrupt(format!("reading the database failed: {err}"))
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> StoreResult<&str> {
+        self.get_ref(i)
+            .map_err(database)?
+            .as_str()
+            .map_err(|e| column(i, e))
+    }
+
+    fn opt_text(&self, i: usize) -> StoreResult<Option<&str>> {
+        self.get_ref(i)
+            .map_err(database)?
+            .as_str_or_null()
+            .map_err(|e| column(i, e))
+    }
+
+    fn int(&self, i: usize) -> StoreResult<i64> {
+        self.get_ref(i)
+            .map_err(database)?
+            .as_i64()
+            .map_err(|e| column(i, e))
+    }
+
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+        self.get_ref(i)
+            .map_err(database)?
+            .as_i64_or_null()
+            .map_err(|e| column(i, e))
+    }
+
+    fn opt_blob(&self, i: usize) -> StoreResult<Option<&[u8]>> {
+        self.get_ref(i)
+            .map_err(database)?
+            .as_blob_or_null()
+            .map_err(|e| column(i, e))
+    }
+}
+
+fn column(i: usize, err: rusqlite::types::FromSqlError) -> StoreError {
+    StoreError::Corrupt(format!("column {i}: {err}"))
+}
