@@ -15,7 +15,7 @@ use cornetta_shared::api::NoticePurpose;
 use cornetta_shared::{EventId, Lang, NoticeId, PhoneNumber, Reference, SiteKey};
 use jiff::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Connection, Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -106,8 +106,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(settings.synchronous)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .row_buffer_size(ROW_CHANNEL);
+            .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         MIGRATOR.run(&pool).await?;
         let conn = SqliteConnection::connect_with(&options).await?;
@@ -207,23 +206,25 @@ fn parse_leaf_hash(text: &str) -> StoreResult<[u8; 32]> {
     Ok(hash)
 }
 
-fn raw_from_row(row: &SqliteRow) -> StoreResult<RawEvent> {
+/// An event's columns as stored, for verification, from the first 15 columns of a row in
+/// [`EVENT_COLUMNS`] order.
+fn raw_from(row: &impl Columns) -> StoreResult<RawEvent> {
     Ok(RawEvent {
-        id: row.try_get(0)?,
-        site_id: row.try_get(1)?,
-        seq: row.try_get(2)?,
-        action: row.try_get(3)?,
-        method: row.try_get(4)?,
-        reference: row.try_get(5)?,
-        subject_id: row.try_get(6)?,
-        purposes: row.try_get(7)?,
-        notice_id: row.try_get(8)?,
-        notice_sha256: row.try_get(9)?,
-        personal: row.try_get(10)?,
-        details: row.try_get(11)?,
-        actor: row.try_get(12)?,
-        recorded_at: row.try_get(13)?,
-        leaf_hash: row.try_get(14)?,
+        id: row.text(0)?.to_owned(),
+        site_id: row.text(1)?.to_owned(),
+        seq: row.int(2)?,
+        action: row.text(3)?.to_owned(),
+        method: row.text(4)?.to_owned(),
+        reference: row.text(5)?.to_owned(),
+        subject_id: row.text(6)?.to_owned(),
+        purposes: row.text(7)?.to_owned(),
+        notice_id: row.opt_text(8)?.map(str::to_owned),
+        notice_sha256: row.opt_text(9)?.map(str::to_owned),
+        personal: row.opt_blob(10)?.map(<[u8]>::to_vec),
+        details: row.text(11)?.to_owned(),
+        actor: row.text(12)?.to_owned(),
+        recorded_at: row.int(13)?,
+        leaf_hash: row.text(14)?.to_owned(),
     })
 }
 
@@ -241,12 +242,39 @@ fn checkpoint_from_row(row: &SqliteRow) -> StoreResult<StoredCheckpoint> {
 /// Rows per batch a stream hands over: large enough that the channel costs nothing per
 /// row, small enough that memory stays constant.
 const STREAM_BATCH: usize = 512;
-/// Rows in flight from sqlx's SQLite worker thread (its default, 50, costs a thread wake-up
-/// every few rows on exports and verification).
-const ROW_CHANNEL: usize = 4096;
-/// Rows per query when verification reads a whole log: fewer than `ROW_CHANNEL` (the
-/// worker also sends a summary after the rows).
-const RAW_CHUNK: usize = 4000;
+/// The rows of one long read (an export, a verification) parsed by `parse`, in batches: read
+/// through rusqlite on a blocking thread (`direct.rs`), rows parsed in place, the whole result
+/// from one statement and so from one snapshot. Two batches in flight; when the consumer is
+/// gone the send fails and the read stops.
+fn scan_stream<T: Send + 'static>(
+    readers: std::sync::Arc<direct::Readers>,
+    sql: String,
+    params: Vec<Param>,
+    parse: fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+) -> RowStream<Vec<T>> {
+    let (tx, rx) = mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        let result = readers.scan(|conn| {
+            let mut statement = conn.prepare(&sql).map_err(direct::database)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(params)).map_err(direct::database)?;
+            let mut batch = Vec::with_capacity(STREAM_BATCH);
+            while let Some(row) = rows.next().map_err(direct::database)? {
+                batch.push(parse(row)?);
+                if batch.len() == STREAM_BATCH && tx.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))).is_err() {
+                    return Ok(());
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(Ok(batch));
+            }
+            Ok(())
+        });
+        if let Err(err) = result {
+            let _ = tx.blocking_send(Err(err));
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+}
 
 /// A stream fed by a task: `produce` sends batches until done or until the consumer is
 /// gone (the send fails, the task ends and its database cursor closes).
@@ -262,62 +290,34 @@ where
     Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
-/// Parses rows from a cursor and sends them in batches; stops at the first error.
+/// Parses rows from a cursor and sends them in batches (the last one partial); stops at the
+/// first error or when the consumer is gone.
 pub(crate) async fn forward_batches<R, T>(
-    rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
+    mut rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
     parse: impl Fn(&R) -> StoreResult<T>,
     tx: mpsc::Sender<StoreResult<Vec<T>>>,
 ) {
-    let _ = forward_batches_with(rows, parse, &tx, false, |_| {}).await;
-}
-
-/// Forwards `rows` in batches (the last one partial); `seen` sees each item. Returns how
-/// many were sent, or `Err` when the consumer is gone or an error was sent.
-async fn forward_batches_with<R, T>(
-    mut rows: futures::stream::BoxStream<'_, Result<R, sqlx::Error>>,
-    parse: impl Fn(&R) -> StoreResult<T>,
-    tx: &mpsc::Sender<StoreResult<Vec<T>>>,
-    poll: bool,
-    mut seen: impl FnMut(&T),
-) -> Result<usize, ()> {
-    use futures::{FutureExt, StreamExt};
+    use futures::StreamExt;
     let mut batch = Vec::with_capacity(STREAM_BATCH);
-    let mut sent = 0;
-    loop {
-        let next = if poll {
-            match rows.next().now_or_never() {
-                Some(next) => next,
-                None => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    continue;
-                }
-            }
-        } else {
-            rows.next().await
-        };
-        let Some(row) = next else { break };
+    while let Some(row) = rows.next().await {
         match row.map_err(StoreError::from).and_then(|r| parse(&r)) {
             Ok(item) => {
-                seen(&item);
                 batch.push(item);
-                sent += 1;
                 if batch.len() == STREAM_BATCH && tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))).await.is_err() {
-                    return Err(());
+                    return;
                 }
             }
             Err(err) => {
                 let _ = tx.send(Err(err)).await;
-                return Err(());
+                return;
             }
         }
     }
-    if !batch.is_empty() && tx.send(Ok(batch)).await.is_err() {
-        return Err(());
+    if !batch.is_empty() {
+        let _ = tx.send(Ok(batch)).await;
     }
-    Ok(sent)
 }
 
-/// Parses a stored event row (shared with verification tools).
 /// A result row read by column position, from either SQLite driver (sqlx here, rusqlite on
 /// the hot read paths, `direct.rs`): one parser per row type for both.
 pub(crate) trait Columns {
@@ -624,32 +624,9 @@ impl super::Store for SqliteStore {
     }
 
     fn raw_events(&self, site_id: &str) -> RowStream<Vec<RawEvent>> {
-        let pool = self.pool.clone();
-        let site_id = site_id.to_owned();
-        spawn_stream(move |tx| async move {
-            // In chunks that fit sqlx's row channel (`ROW_CHANNEL`): its worker thread then
-            // never waits on a full channel, which costs a thread wake-up per row whenever
-            // the reader is the slower side.
-            let mut after: Option<(i64, String)> = None;
-            loop {
-                let mut query = QueryBuilder::<Sqlite>::new(
-                    "SELECT id, site_id, seq, action, method, reference, subject_id, purposes, notice_id, notice_sha256, personal,
-                            details, actor, recorded_at, leaf_hash
-                     FROM consent_events WHERE site_id = ",
-                );
-                query.push_bind(site_id.clone());
-                if let Some((seq, id)) = &after {
-                    query.push(" AND (seq, id) > (").push_bind(*seq).push(", ").push_bind(id.clone()).push(")");
-                }
-                query.push(" ORDER BY seq, id LIMIT ").push_bind(RAW_CHUNK as i64);
-                let mut last = None;
-                let rows = query.build().fetch(&pool);
-                match forward_batches_with(rows, raw_from_row, &tx, true, |e: &RawEvent| last = Some((e.seq, e.id.clone()))).await {
-                    Ok(n) if n == RAW_CHUNK => after = last,
-                    _ => return,
-                }
-            }
-        })
+        // The whole log in one statement, so from one snapshot.
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM consent_events WHERE site_id = ? ORDER BY seq, id");
+        scan_stream(self.readers.clone(), sql, vec![Param::Text(site_id.to_owned())], |row| raw_from(row))
     }
 
     async fn add_checkpoint(&self, c: StoredCheckpoint) -> StoreResult<()> {
@@ -728,39 +705,14 @@ impl super::Store for SqliteStore {
     }
 
     fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>> {
-        // On a blocking thread through rusqlite (`direct.rs`): rows are parsed in place, and
-        // one statement reads the whole export from one snapshot.
-        let readers = self.readers.clone();
-        let (tx, rx) = mpsc::channel(2);
-        tokio::task::spawn_blocking(move || {
-            let result = readers.scan(|conn| {
-                // A correlated subquery rather than a join keeps the filter's column names
-                // unambiguous (both tables have `id` and `site_id`).
-                let (conditions, params) = filter_sql(&filter);
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS}, (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id)
-                     FROM consent_events WHERE 1 = 1{conditions} ORDER BY site_id, seq"
-                );
-                let mut statement = conn.prepare(&sql).map_err(direct::database)?;
-                let mut rows = statement.query(rusqlite::params_from_iter(params)).map_err(direct::database)?;
-                let mut batch = Vec::with_capacity(STREAM_BATCH);
-                while let Some(row) = rows.next().map_err(direct::database)? {
-                    batch.push(ExportRow { event: event_from(row)?, wrapped_key: row.opt_blob(15)?.map(<[u8]>::to_vec) });
-                    if batch.len() == STREAM_BATCH && tx.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))).is_err() {
-                        // The consumer is gone: stop reading.
-                        return Ok(());
-                    }
-                }
-                if !batch.is_empty() {
-                    let _ = tx.blocking_send(Ok(batch));
-                }
-                Ok(())
-            });
-            if let Err(err) = result {
-                let _ = tx.blocking_send(Err(err));
-            }
-        });
-        Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+        // A correlated subquery rather than a join keeps the filter's column names unambiguous
+        // (both tables have `id` and `site_id`).
+        let (conditions, params) = filter_sql(&filter);
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS}, (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id)
+             FROM consent_events WHERE 1 = 1{conditions} ORDER BY site_id, seq"
+        );
+        scan_stream(self.readers.clone(), sql, params, |row| Ok(ExportRow { event: event_from(row)?, wrapped_key: row.opt_blob(15)?.map(<[u8]>::to_vec) }))
     }
 
     fn whatsapp(&self) -> Option<&dyn super::whatsapp::WhatsappStore> {
