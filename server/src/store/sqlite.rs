@@ -1,6 +1,10 @@
 //! The embedded SQLite store (the default): one file, WAL, `synchronous=FULL`, and a single
-//! writer task that commits whatever consent events are queued in one transaction (group
+//! writer thread that commits whatever consent events are queued in one transaction (group
 //! commit) and acknowledges each only after that commit.
+//!
+//! Two drivers share the one bundled SQLite: sqlx for the migrations and the occasional
+//! statement, rusqlite where a statement's cost is the hand-off rather than the SQL (the
+//! writer thread, status lookups, exports, verification; `direct.rs`).
 
 mod direct;
 mod whatsapp;
@@ -14,8 +18,8 @@ use async_trait::async_trait;
 use cornetta_shared::api::NoticePurpose;
 use cornetta_shared::{EventId, Lang, NoticeId, PhoneNumber, Reference, SiteKey};
 use jiff::Timestamp;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Connection, Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -107,11 +111,14 @@ impl SqliteStore {
             .synchronous(settings.synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        let conn = SqliteConnection::connect_with(&options).await?;
+        let conn = open_writer(path, &settings)?;
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(run_writer(conn, jobs));
+        std::thread::Builder::new()
+            .name("cornetta-sqlite-writer".into())
+            .spawn(move || run_writer(conn, jobs))
+            .map_err(|e| StoreError::Invalid(format!("cannot start the database writer thread: {e}")))?;
         Ok(Self { pool, writer, readers: direct::Readers::new(path) })
     }
 
@@ -792,13 +799,29 @@ pub(crate) fn filter_sql(filter: &EventFilter) -> (String, Vec<Param>) {
     (sql, params)
 }
 
-/// The single writer: takes one job, then whatever else is already queued (up to
-/// `MAX_BATCH`), writes them in one `BEGIN IMMEDIATE` transaction and answers each job only
-/// after `COMMIT` returned. A failed batch answers every job with the error; nothing of it
-/// is acknowledged.
-async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
+/// The single writer's connection: rusqlite, owned by the writer thread (sqlx would add two
+/// thread hand-offs per statement, three statements per event).
+fn open_writer(path: &Path, settings: &SqliteSettings) -> StoreResult<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(direct::database)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(direct::database)?;
+    let synchronous = match settings.synchronous {
+        SqliteSynchronous::Off => "OFF",
+        SqliteSynchronous::Normal => "NORMAL",
+        SqliteSynchronous::Full => "FULL",
+        SqliteSynchronous::Extra => "EXTRA",
+    };
+    conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;")).map_err(direct::database)?;
+    Ok(conn)
+}
+
+/// The single writer, on a thread of its own: takes one job, then whatever else is already
+/// queued (up to `MAX_BATCH`), writes them in one `BEGIN IMMEDIATE` transaction and answers
+/// each job only after `COMMIT` returned. A failed batch answers every job with the error;
+/// nothing of it is acknowledged. Ends when the store is dropped.
+fn run_writer(mut conn: rusqlite::Connection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.recv().await {
+    while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -806,8 +829,7 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = write_batch(&mut conn, &batch).await;
-        match results {
+        match write_batch(&mut conn, &batch) {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
                     job.answer(result);
@@ -818,7 +840,7 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
                 // others: write each alone, so that only the offender is refused.
                 tracing::warn!(error = %err, events = batch.len(), "a batch was refused; writing its events one by one");
                 for job in batch.drain(..) {
-                    match write_batch(&mut conn, std::slice::from_ref(&job)).await {
+                    match write_batch(&mut conn, std::slice::from_ref(&job)) {
                         Ok(mut one) => match one.pop() {
                             Some(done) => job.answer(done),
                             None => job.fail("the writer lost an event"),
@@ -839,34 +861,23 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
 }
 
 /// A refusal by the schema (a foreign key, a check, a trigger), as opposed to I/O trouble.
-fn is_constraint(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(_))
+fn is_constraint(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
 
-/// Writes a batch; per-job refusals (a reused reference) are in the inner results.
-async fn write_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<Done>, sqlx::Error> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    match insert_batch(conn, batch).await {
-        Ok(results) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(results)
-        }
-        Err(err) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(err)
-        }
-    }
-}
-
-async fn insert_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<Done>, sqlx::Error> {
+/// Writes a batch in one transaction (rolled back unless it commits); per-job refusals (a
+/// reused reference) are in the inner results.
+fn write_batch(conn: &mut rusqlite::Connection, batch: &[Job]) -> rusqlite::Result<Vec<Done>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut state = BatchState::default();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         results.push(match job {
-            Job::Append { event, .. } => Done::Append(insert_event(conn, event, &mut state).await?),
-            Job::Inbound { message, events, .. } => Done::Inbound(whatsapp::insert_inbound(conn, message, events, &mut state).await?),
+            Job::Append { event, .. } => Done::Append(insert_event(&tx, event, &mut state)?),
+            Job::Inbound { message, events, .. } => Done::Inbound(whatsapp::insert_inbound(&tx, message, events, &mut state)?),
         });
     }
+    tx.commit()?;
     Ok(results)
 }
 
@@ -881,15 +892,15 @@ struct BatchState {
 
 /// Inserts one event inside the batch's transaction; a per-event refusal (a reused
 /// reference) is the inner error.
-async fn insert_event(conn: &mut SqliteConnection, event: &NewEvent, batch: &mut BatchState) -> Result<StoreResult<StoredEvent>, sqlx::Error> {
+fn insert_event(conn: &rusqlite::Connection, event: &NewEvent, batch: &mut BatchState) -> rusqlite::Result<StoreResult<StoredEvent>> {
+    use rusqlite::OptionalExtension;
     if event.action == cornetta_shared::Action::Granted {
         let key = (event.site_id.clone(), event.reference.as_str().to_owned());
         let taken = batch.granted.contains(&key)
-            || sqlx::query("SELECT 1 FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'granted'")
-                .bind(&event.site_id)
-                .bind(event.reference.as_str())
-                .fetch_optional(&mut *conn)
-                .await?
+            || conn
+                .prepare_cached("SELECT 1 FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'granted'")?
+                .query_row((&event.site_id, event.reference.as_str()), |_| Ok(()))
+                .optional()?
                 .is_some();
         if taken {
             return Ok(Err(StoreError::Conflict(format!("reference {} is already used by another consent at this site", event.reference))));
@@ -899,48 +910,44 @@ async fn insert_event(conn: &mut SqliteConnection, event: &NewEvent, batch: &mut
     let seq = match batch.next_seq.get(event.site_id.as_str()) {
         Some(seq) => *seq,
         None => {
-            let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM consent_events WHERE site_id = ?")
-                .bind(&event.site_id)
-                .fetch_one(&mut *conn)
-                .await?;
+            let next: i64 = conn.prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM consent_events WHERE site_id = ?")?.query_row([&event.site_id], |r| r.get(0))?;
             next as u64
         }
     };
     batch.next_seq.insert(event.site_id.clone(), seq + 1);
     if let Some(subject) = &event.new_subject {
-        sqlx::query("INSERT INTO subjects (id, site_id, lookup, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&subject.id)
-            .bind(&subject.site_id)
-            .bind(&subject.lookup)
-            .bind(&subject.wrapped_key)
-            .bind(micros(subject.created_at))
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached("INSERT INTO subjects (id, site_id, lookup, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?)")?.execute((
+            &subject.id,
+            &subject.site_id,
+            &subject.lookup,
+            &subject.wrapped_key,
+            micros(subject.created_at),
+        ))?;
     }
     let leaf_hash = ledger::leaf_hash_of_new(event, seq);
     let purposes = ledger::purposes_column(&event.purposes);
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO consent_events (id, site_id, seq, action, method, reference, subject_id, purposes, notice_id,
              notice_sha256, personal, details, actor, recorded_at, leaf_hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event.id.as_str())
-    .bind(&event.site_id)
-    .bind(seq as i64)
-    .bind(event.action.as_str())
-    .bind(event.method.as_str())
-    .bind(event.reference.as_str())
-    .bind(&event.subject_id)
-    .bind(&purposes)
-    .bind(event.notice_id.as_ref().map(NoticeId::as_str))
-    .bind(&event.notice_sha256)
-    .bind(&event.personal)
-    .bind(&event.details)
-    .bind(&event.actor)
-    .bind(micros(event.recorded_at))
-    .bind(hex::encode(leaf_hash))
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(rusqlite::params![
+        event.id.as_str(),
+        &event.site_id,
+        seq as i64,
+        event.action.as_str(),
+        event.method.as_str(),
+        event.reference.as_str(),
+        &event.subject_id,
+        &purposes,
+        event.notice_id.as_ref().map(NoticeId::as_str),
+        &event.notice_sha256,
+        &event.personal,
+        &event.details,
+        &event.actor,
+        micros(event.recorded_at),
+        hex::encode(leaf_hash),
+    ])?;
     let mut purposes_sorted = event.purposes.clone();
     purposes_sorted.sort_unstable();
     purposes_sorted.dedup();

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use cornetta_shared::{Action, PhoneNumber};
 use jiff::Timestamp;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use tokio::sync::oneshot;
 
@@ -167,17 +167,17 @@ impl WhatsappStore for SqliteStore {
 
 /// Inside the writer's transaction: skips a message already recorded, re-checks the
 /// confirmation guard, then writes the message row and its events.
-pub(super) async fn insert_inbound(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_inbound(
+    conn: &rusqlite::Connection,
     message: &InboundMessage,
     events: &[NewEvent],
     batch: &mut BatchState,
-) -> Result<StoreResult<InboundOutcome>, sqlx::Error> {
-    let seen = sqlx::query("SELECT 1 FROM whatsapp_messages WHERE site_id = ? AND message_key = ?")
-        .bind(&message.site_id)
-        .bind(&message.message_key)
-        .fetch_optional(&mut *conn)
-        .await?
+) -> rusqlite::Result<StoreResult<InboundOutcome>> {
+    use rusqlite::OptionalExtension;
+    let seen = conn
+        .prepare_cached("SELECT 1 FROM whatsapp_messages WHERE site_id = ? AND message_key = ?")?
+        .query_row((&message.site_id, &message.message_key), |_| Ok(()))
+        .optional()?
         .is_some();
     if seen {
         return Ok(Ok(InboundOutcome::Duplicate));
@@ -185,35 +185,32 @@ pub(super) async fn insert_inbound(
     let mut outcome = message.outcome;
     let mut events = events;
     if let Some(guard) = &message.guard {
-        let bound: Option<String> = sqlx::query_scalar(
-            "SELECT subject_id FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'confirmed' ORDER BY seq LIMIT 1",
-        )
-        .bind(&message.site_id)
-        .bind(guard.reference.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+        let bound: Option<String> = conn
+            .prepare_cached("SELECT subject_id FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'confirmed' ORDER BY seq LIMIT 1")?
+            .query_row((&message.site_id, guard.reference.as_str()), |r| r.get(0))
+            .optional()?;
         if let Some(subject) = bound {
             outcome = if subject == guard.subject_id { Outcome::AlreadyConfirmed } else { Outcome::ReferenceTaken };
             events = &[];
         }
     }
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO whatsapp_messages (site_id, message_key, phone_number_id, lookup, kind, outcome, sent_at, received_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&message.site_id)
-    .bind(&message.message_key)
-    .bind(message.phone_number_id.as_str())
-    .bind(&message.lookup)
-    .bind(&message.kind)
-    .bind(outcome.as_str())
-    .bind(micros(message.sent_at))
-    .bind(micros(message.received_at))
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute((
+        &message.site_id,
+        &message.message_key,
+        message.phone_number_id.as_str(),
+        &message.lookup,
+        &message.kind,
+        outcome.as_str(),
+        micros(message.sent_at),
+        micros(message.received_at),
+    ))?;
     let mut stored = Vec::with_capacity(events.len());
     for event in events {
-        match insert_event(conn, event, batch).await? {
+        match insert_event(conn, event, batch)? {
             Ok(event) => stored.push(event),
             // Only grants can be refused, and `record_inbound` lets none through.
             Err(refused) => return Ok(Err(refused)),
