@@ -52,6 +52,8 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     /// Read-only rusqlite connections for the hot reads (`direct.rs`).
     readers: std::sync::Arc<direct::Readers>,
+    /// Dropped with the store, which ends the checkpoint thread.
+    _stop_checkpoints: std::sync::mpsc::Sender<()>,
 }
 
 /// Work for the single writer.
@@ -114,12 +116,18 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
         let conn = open_writer(path, &settings)?;
+        let checkpointer = open_writer(path, &settings)?;
+        let (stop_checkpoints, stop) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("cornetta-sqlite-checkpointer".into())
+            .spawn(move || run_checkpoints(checkpointer, stop))
+            .map_err(|e| StoreError::Invalid(format!("cannot start the WAL checkpoint thread: {e}")))?;
         let (writer, jobs) = mpsc::channel(4096);
         std::thread::Builder::new()
             .name("cornetta-sqlite-writer".into())
             .spawn(move || run_writer(conn, jobs))
             .map_err(|e| StoreError::Invalid(format!("cannot start the database writer thread: {e}")))?;
-        Ok(Self { pool, writer, readers: direct::Readers::new(path) })
+        Ok(Self { pool, writer, readers: direct::Readers::new(path), _stop_checkpoints: stop_checkpoints })
     }
 
     /// The pool, for tools (verification, bench) that read rows directly.
@@ -811,8 +819,27 @@ fn open_writer(path: &Path, settings: &SqliteSettings) -> StoreResult<rusqlite::
         SqliteSynchronous::Full => "FULL",
         SqliteSynchronous::Extra => "EXTRA",
     };
-    conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;")).map_err(direct::database)?;
+    // No checkpoints on the writer's commits (`run_checkpoints` does them).
+    conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;"))
+        .map_err(direct::database)?;
     Ok(conn)
+}
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the WAL from a thread of its own until the store is dropped (`stop` closes).
+/// By default SQLite checkpoints inside the commit that fills the WAL past 1,000 pages, so
+/// the writer would stop every few hundred events to copy pages and, with
+/// `synchronous=FULL`, fsync the database file while every queued consent waits. A PASSIVE
+/// checkpoint runs beside the writer and never blocks it; whatever it cannot copy yet (pages
+/// a reader still needs) it copies next time.
+fn run_checkpoints(conn: rusqlite::Connection, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %err, "a WAL checkpoint failed; the next one retries");
+        }
+    }
 }
 
 /// The single writer, on a thread of its own: takes one job, then whatever else is already
