@@ -107,6 +107,10 @@ pub struct ReferenceError(pub String);
 impl Reference {
     /// Accepts `k7qxm-2pa9r`, `K7QXM2PA9R`: case and one dash in the middle are forgiven.
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
+        // As stored: nothing to clean (every stored event's reference is read this way).
+        if input.len() == REFERENCE_LEN && input.bytes().all(|b| REFERENCE_ALPHABET.contains(&b)) {
+            return Ok(Self(input.to_owned()));
+        }
         let cleaned: String = input.trim().chars().filter(|c| *c != '-').collect::<String>().to_ascii_uppercase();
         let ok = cleaned.len() == REFERENCE_LEN && cleaned.bytes().all(|b| REFERENCE_ALPHABET.contains(&b));
         if ok && input.trim().matches('-').count() <= 1 {
