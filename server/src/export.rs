@@ -81,21 +81,6 @@ struct Writer {
     scratch: String,
 }
 
-/// Purposes as the ledger stores them: comma-separated, in the event's (sorted) order.
-struct Purposes<'a>(&'a [cornetta_shared::Purpose]);
-
-impl std::fmt::Display for Purposes<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            f.write_str(p.as_str())?;
-        }
-        Ok(())
-    }
-}
-
 /// At most this many unwrapped keys are kept during one export.
 const SUBJECT_KEY_CACHE: usize = 65_536;
 
@@ -150,8 +135,7 @@ impl Writer {
                 .unwrap_or_default();
             match self.format {
                 Format::Csv => {
-                    // Field by field, numbers and times formatted into a reused buffer: no
-                    // allocation per row.
+                    // Field by field, numbers and times formatted into a reused buffer.
                     let scratch = &mut self.scratch;
                     let field = |csv: &mut csv::Writer<Vec<u8>>, value: &[u8]| csv.write_field(value).map_err(|err| StoreError::Corrupt(err.to_string()));
                     let mut formatted = |csv: &mut csv::Writer<Vec<u8>>, value: &dyn std::fmt::Display| {
@@ -166,7 +150,7 @@ impl Writer {
                     field(&mut csv, e.method.as_str().as_bytes())?;
                     formatted(&mut csv, &e.reference)?;
                     field(&mut csv, evidence.phone.as_deref().unwrap_or("").as_bytes())?;
-                    formatted(&mut csv, &Purposes(&e.purposes))?;
+                    field(&mut csv, crate::ledger::purposes_column(&e.purposes).as_bytes())?;
                     field(&mut csv, e.notice_id.as_ref().map_or("", |n| n.as_str()).as_bytes())?;
                     field(&mut csv, e.notice_sha256.as_deref().unwrap_or("").as_bytes())?;
                     field(&mut csv, evidence.page_url.as_deref().unwrap_or("").as_bytes())?;

@@ -70,6 +70,7 @@ async fn press(browser: &Browser, key: Key) {
     browser.client.perform_actions(keys).await.unwrap();
 }
 
+const LAUNCHER_SHOWN: &str = "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));";
 const PANEL_OPEN: &str = "var p = r && r.querySelector('[data-testid=cornetta-panel]'); var s = p && p.querySelector('[data-testid=cornetta-start]'); return !!(p && !p.hidden && s && s.getClientRects().length);";
 const PANEL_CLOSED: &str = "var p = r && r.querySelector('[data-testid=cornetta-panel]'); return !!p && p.hidden;";
 
@@ -88,6 +89,12 @@ async fn opened(browser: &Browser) -> String {
 }
 
 /// Loads `url` with `window.open` captured, and opens the panel with a click.
+/// Opens `url` and waits for the widget's launcher.
+async fn load(browser: &Browser, url: &str) {
+    browser.client.goto(url).await.unwrap();
+    until(browser, LAUNCHER_SHOWN).await;
+}
+
 async fn open_panel(browser: &Browser, url: &str) {
     browser.client.goto(url).await.unwrap();
     browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
@@ -120,7 +127,7 @@ async fn keyboard_only_a_visitor_reaches_the_launcher_opens_the_dialog_consents_
     let (server, shop, browser) = shop(BrowserOptions::default()).await;
     browser.client.goto(&format!("{shop}/")).await.unwrap();
     browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    until(&browser, LAUNCHER_SHOWN).await;
 
     // Tab through the page until the launcher has focus.
     let mut reached = false;
@@ -205,7 +212,7 @@ async fn axe_core_finds_no_violations_in_the_widget_in_light_and_dark_themes_bef
         browser.emulate_media(&[("prefers-color-scheme", scheme)]).await.unwrap();
         browser.client.goto(&format!("{shop}/?{scheme}")).await.unwrap();
         browser.client.execute(CAPTURE_OPEN, vec![]).await.unwrap();
-        until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+        until(&browser, LAUNCHER_SHOWN).await;
         let closed = axe(&browser).await;
         assert!(closed.is_empty(), "{scheme}, launcher only: {closed:#?}");
         click(&browser, "cornetta-launcher").await;
@@ -274,8 +281,7 @@ async fn without_wasm_unsafe_eval_the_launcher_becomes_a_plain_accessible_link_t
 #[tokio::test]
 async fn with_data_lang_ar_the_widget_speaks_arabic_right_to_left() {
     let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{base}/ar.html")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{base}/ar.html")).await;
     assert_eq!(js(&browser, "return h.getAttribute('dir');").await, "rtl");
     let label = js(&browser, "return r.querySelector('[data-testid=cornetta-launcher]').getAttribute('aria-label');").await;
     assert!(label.as_str().unwrap().contains("واتساب"), "{label}");
@@ -347,16 +353,14 @@ async fn the_panel_opens_from_hash_chat_from_data_cornetta_open_and_after_n_seco
     browser.client.goto(&format!("{shop}/#chat")).await.unwrap();
     until(&browser, PANEL_OPEN).await;
     // Any element with data-cornetta-open.
-    browser.client.goto(&format!("{shop}/?again")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{shop}/?again")).await;
     assert_eq!(js(&browser, PANEL_OPEN).await, false);
     browser.client.find(Locator::Css("[data-cornetta-open]")).await.unwrap().click().await.unwrap();
     until(&browser, PANEL_OPEN).await;
     browser.close().await;
 
     let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{base}/open-after.html")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{base}/open-after.html")).await;
     browser.client.execute("document.querySelector('main a').focus(); return true;", vec![]).await.unwrap();
     until(&browser, PANEL_OPEN).await;
     let active = browser.client.execute("return document.activeElement.tagName + ' ' + (document.activeElement.getAttribute('href') || '');", vec![]).await.unwrap();
@@ -463,7 +467,7 @@ async fn the_widget_adds_one_global_window_cornetta_sets_no_cookies_and_calls_no
     // Clicks from page scripts, not WebDriver's element commands; chromedriver's own script
     // helpers still leave `ret_nodes` (and `se_exportedFunctionSymbol` after element
     // lookups), which the count leaves out with the test's own names.
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    until(&browser, LAUNCHER_SHOWN).await;
     js(&browser, "r.querySelector('[data-testid=cornetta-launcher]').click();").await;
     until(&browser, PANEL_OPEN).await;
     js(&browser, "r.querySelector('[data-testid=cornetta-purpose-utility]').click();").await;
@@ -564,7 +568,7 @@ async fn show_and_hide_path_patterns_and_the_device_filter_decide_where_the_laun
     for (path, shown) in [("/paths.html", false), ("/shown/paths.html", true), ("/shown/secret.html", false), ("/mobile-only.html", false)] {
         browser.client.goto(&format!("{base}{path}")).await.unwrap();
         if shown {
-            until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+            until(&browser, LAUNCHER_SHOWN).await;
         } else {
             // The loader has run once `load` fired (an async script delays it).
             let state = browser.wait_for_js(present, WAIT).await.unwrap();
@@ -575,16 +579,14 @@ async fn show_and_hide_path_patterns_and_the_device_filter_decide_where_the_laun
     browser.close().await;
 
     let (_server, base, browser) = test_pages(BrowserOptions { width: 390, height: 844, mobile: true, lang: None }).await;
-    browser.client.goto(&format!("{base}/mobile-only.html")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{base}/mobile-only.html")).await;
     browser.close().await;
 }
 
 #[tokio::test]
 async fn data_open_scroll_opens_the_panel_at_that_share_of_the_page() {
     let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{base}/scroll.html")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{base}/scroll.html")).await;
     browser.client.execute("window.scrollTo(0, (document.documentElement.scrollHeight - innerHeight) * 0.3); return true;", vec![]).await.unwrap();
     // Not at 30 %: give the scroll event its frame, then check the app was not even asked.
     browser.wait_for_js("return new Promise(function (ok) { requestAnimationFrame(function () { requestAnimationFrame(function () { ok(true); }); }); });", WAIT).await.unwrap();
@@ -632,8 +634,7 @@ async fn without_interaction_the_page_fetches_only_the_loader() {
 async fn on_desktop_exit_intent_opens_the_panel_once() {
     let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
     browser.before_each_page(EVENTS).await.unwrap();
-    browser.client.goto(&format!("{base}/exit.html")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{base}/exit.html")).await;
     // A pointer moving inside the page is not an exit.
     browser.client.execute("document.body.dispatchEvent(new MouseEvent('mouseout', { bubbles: true, clientY: 200, relatedTarget: document.querySelector('h1') })); return true;", vec![]).await.unwrap();
     browser.wait_for_js("return new Promise(function (ok) { requestAnimationFrame(function () { requestAnimationFrame(function () { ok(true); }); }); });", WAIT).await.unwrap();
@@ -654,7 +655,7 @@ async fn prefers_reduced_motion_turns_the_launchers_animation_off_and_keyboard_f
     let (_server, shop, browser) = shop(BrowserOptions::default()).await;
     browser.client.goto(&format!("{shop}/")).await.unwrap();
     let transition = "return getComputedStyle(r.querySelector('[data-testid=cornetta-launcher]')).transitionDuration;";
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    until(&browser, LAUNCHER_SHOWN).await;
     assert_eq!(js(&browser, transition).await, "0.15s");
     browser.emulate_media(&[("prefers-reduced-motion", "reduce")]).await.unwrap();
     assert_eq!(js(&browser, transition).await, "0s");
@@ -706,8 +707,7 @@ async fn the_prefilled_message_fills_title_url_agent_and_ref_exactly_and_the_pri
 #[tokio::test]
 async fn the_language_comes_from_navigator_languages_for_the_ui_and_the_notice() {
     let (_server, shop, browser) = shop(BrowserOptions { lang: Some("it-IT,it".into()), ..BrowserOptions::default() }).await;
-    browser.client.goto(&format!("{shop}/")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{shop}/")).await;
     let label = js(&browser, "return r.querySelector('[data-testid=cornetta-launcher]').getAttribute('aria-label');").await;
     assert!(label.as_str().unwrap().starts_with("Scrivici su WhatsApp"), "{label}");
     click(&browser, "cornetta-launcher").await;
@@ -723,8 +723,7 @@ async fn the_language_comes_from_navigator_languages_for_the_ui_and_the_notice()
 #[tokio::test]
 async fn data_color_position_and_offset_theme_the_launcher() {
     let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{base}/themed.html")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{base}/themed.html")).await;
     let placed = js(&browser, "var b = h.getBoundingClientRect(); return [Math.round(b.left), Math.round(innerHeight - b.bottom), getComputedStyle(r.querySelector('[data-testid=cornetta-launcher]')).backgroundColor];").await;
     assert_eq!(placed, json!([32, 32, "rgb(122, 31, 162)"]));
     click(&browser, "cornetta-launcher").await;
@@ -754,8 +753,7 @@ async fn with_data_consent_optional_the_chat_starts_unticked_and_records_nothing
 #[tokio::test]
 async fn the_pages_css_cannot_hide_or_restyle_the_widget() {
     let (_server, base, browser) = test_pages(BrowserOptions::default()).await;
-    browser.client.goto(&format!("{base}/hostile.html")).await.unwrap();
-    until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+    load(&browser, &format!("{base}/hostile.html")).await;
     let host = js(&browser, "var s = getComputedStyle(h); return [s.display, s.position, s.opacity];").await;
     assert_eq!(host, json!(["block", "fixed", "1"]), "the host keeps its own placement");
     let launcher = js(&browser, "var l = r.querySelector('[data-testid=cornetta-launcher]'); var s = getComputedStyle(l); var b = l.getBoundingClientRect(); return [Math.round(b.width), Math.round(b.height), s.backgroundColor, s.display];").await;
@@ -781,8 +779,7 @@ async fn each_of_the_seven_languages_names_the_launcher_and_labels_start_chat_in
         ("ar", "تحدث معنا على واتساب", "ابدأ المحادثة", "rtl"),
     ];
     for (lang, label, start, dir) in table {
-        browser.client.goto(&format!("{base}/lang-{lang}.html")).await.unwrap();
-        until(&browser, "return !!(r && r.querySelector('[data-testid=cornetta-launcher]'));").await;
+        load(&browser, &format!("{base}/lang-{lang}.html")).await;
         js(&browser, "r.querySelector('[data-testid=cornetta-launcher]').click();").await;
         until(&browser, PANEL_OPEN).await;
         let seen = js(&browser, "var p = r.querySelector('[data-testid=cornetta-panel]'); return [r.querySelector('[data-testid=cornetta-launcher]').getAttribute('aria-label'), r.querySelector('[data-testid=cornetta-start]').textContent.trim(), p.getAttribute('lang'), p.getAttribute('dir'), r.querySelector('[data-testid=cornetta-close]').getAttribute('aria-label')];").await;

@@ -73,6 +73,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("the database refused the operation: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the rusqlite connections of the SQLite store (`sqlite/direct.rs`, the writer).
+    #[error("the database refused the operation: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a stored row is corrupt: {0}")]

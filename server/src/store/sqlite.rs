@@ -149,10 +149,10 @@ fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
 }
 
 /// Every column of `sites`, in table order (the order [`site_from`] reads them in).
-const SITE_COLUMNS: &str = "id, key, business_name, phones, allowed_origins, default_lang, widget, created_at";
-
-fn site_from_row(row: &SqliteRow) -> StoreResult<Site> {
-    site_from(row)
+macro_rules! site_columns {
+    () => {
+        "id, key, business_name, phones, allowed_origins, default_lang, widget, created_at"
+    };
 }
 
 fn site_from(row: &impl Columns) -> StoreResult<Site> {
@@ -187,10 +187,10 @@ fn notice_from_row(row: &SqliteRow) -> StoreResult<Notice> {
 }
 
 /// The columns of `tokens` [`token_from`] reads, in its order (not the secret's hash).
-const TOKEN_COLUMNS: &str = "id, name, role, site_id, created_at, revoked_at";
-
-fn token_from_row(row: &SqliteRow) -> StoreResult<TokenInfo> {
-    token_from(row)
+macro_rules! token_columns {
+    () => {
+        "id, name, role, site_id, created_at, revoked_at"
+    };
 }
 
 fn token_from(row: &impl Columns) -> StoreResult<TokenInfo> {
@@ -240,7 +240,7 @@ fn parse_leaf_hash(text: &str) -> StoreResult<[u8; 32]> {
 }
 
 /// An event's columns as stored, for verification, from the first 15 columns of a row in
-/// [`EVENT_COLUMNS`] order.
+/// [`event_columns!`] order.
 fn raw_from(row: &impl Columns) -> StoreResult<RawEvent> {
     Ok(RawEvent {
         id: row.text(0)?.to_owned(),
@@ -288,10 +288,10 @@ fn scan_stream<T: Send + 'static>(
     let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
         let result = readers.scan(|conn| {
-            let mut statement = conn.prepare(&sql).map_err(direct::database)?;
-            let mut rows = statement.query(rusqlite::params_from_iter(params)).map_err(direct::database)?;
+            let mut statement = conn.prepare(&sql)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(params))?;
             let mut batch = Vec::with_capacity(STREAM_BATCH);
-            while let Some(row) = rows.next().map_err(direct::database)? {
+            while let Some(row) = rows.next()? {
                 batch.push(parse(row)?);
                 if batch.len() == STREAM_BATCH && tx.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))).is_err() {
                     return Ok(());
@@ -385,14 +385,13 @@ impl Columns for SqliteRow {
 
 /// Every column of `consent_events`, in table order (so also the order of `SELECT *`), which
 /// is the order [`event_from`] reads them in.
-const EVENT_COLUMNS: &str =
-    "id, site_id, seq, action, method, reference, subject_id, purposes, notice_id, notice_sha256, personal, details, actor, recorded_at, leaf_hash";
-
-pub fn event_from_row(row: &SqliteRow) -> StoreResult<StoredEvent> {
-    event_from(row)
+macro_rules! event_columns {
+    () => {
+        "id, site_id, seq, action, method, reference, subject_id, purposes, notice_id, notice_sha256, personal, details, actor, recorded_at, leaf_hash"
+    };
 }
 
-/// An event from the first 15 columns of a row, in [`EVENT_COLUMNS`] order.
+/// An event from the first 15 columns of a row, in [`event_columns!`] order.
 fn event_from(row: &impl Columns) -> StoreResult<StoredEvent> {
     let purposes =
         row.text(7)?.split(',').filter(|p| !p.is_empty()).map(cornetta_shared::Purpose::from_str).collect::<Result<_, _>>().map_err(|e| corrupt("event purposes", e))?;
@@ -452,16 +451,16 @@ impl super::Store for SqliteStore {
     }
 
     async fn site_by_key(&self, key: &SiteKey) -> StoreResult<Option<Site>> {
-        self.readers.now(|conn| direct::optional(conn, &format!("SELECT {SITE_COLUMNS} FROM sites WHERE key = ?1"), [key.as_str()], |r| site_from(r)))
+        self.readers.now(|conn| direct::optional(conn, concat!("SELECT ", site_columns!(), " FROM sites WHERE key = ?1"), [key.as_str()], |r| site_from(r)))
     }
 
     async fn site_by_id(&self, id: &str) -> StoreResult<Option<Site>> {
-        self.readers.now(|conn| direct::optional(conn, &format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?1"), [id], |r| site_from(r)))
+        self.readers.now(|conn| direct::optional(conn, concat!("SELECT ", site_columns!(), " FROM sites WHERE id = ?1"), [id], |r| site_from(r)))
     }
 
     async fn list_sites(&self) -> StoreResult<Vec<Site>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY created_at, id"))).fetch_all(&self.pool).await?;
-        rows.iter().map(site_from_row).collect()
+        let rows = sqlx::query(concat!("SELECT ", site_columns!(), " FROM sites ORDER BY created_at, id")).fetch_all(&self.pool).await?;
+        rows.iter().map(site_from).collect()
     }
 
     async fn update_site_origins(&self, id: &str, origins: Vec<String>) -> StoreResult<()> {
@@ -533,17 +532,17 @@ impl super::Store for SqliteStore {
             .bind(micros(Timestamp::now()))
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?"))).bind(&token.id).fetch_one(&self.pool).await?;
-        token_from_row(&row)
+        let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = ?")).bind(&token.id).fetch_one(&self.pool).await?;
+        token_from(&row)
     }
 
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
-        self.readers.now(|conn| direct::optional(conn, &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"), [hash], |r| token_from(r)))
+        self.readers.now(|conn| direct::optional(conn, concat!("SELECT ", token_columns!(), " FROM tokens WHERE hash = ?1"), [hash], |r| token_from(r)))
     }
 
     async fn list_tokens(&self) -> StoreResult<Vec<TokenInfo>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"))).fetch_all(&self.pool).await?;
-        rows.iter().map(token_from_row).collect()
+        let rows = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens ORDER BY created_at, id")).fetch_all(&self.pool).await?;
+        rows.iter().map(token_from).collect()
     }
 
     async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
@@ -595,7 +594,7 @@ impl super::Store for SqliteStore {
     async fn events(&self, filter: &EventFilter, limit: u32) -> StoreResult<Vec<StoredEvent>> {
         let (conditions, params) = filter_sql(filter);
         // Only constant text and `?` placeholders: every value is bound.
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM consent_events WHERE 1 = 1{conditions} ORDER BY site_id, seq LIMIT ?");
+        let sql = format!(concat!("SELECT ", event_columns!(), " FROM consent_events WHERE 1 = 1{} ORDER BY site_id, seq LIMIT ?"), conditions);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for param in params {
             query = match param {
@@ -604,7 +603,7 @@ impl super::Store for SqliteStore {
             };
         }
         let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
-        rows.iter().map(event_from_row).collect()
+        rows.iter().map(event_from).collect()
     }
 
     async fn grant_by_reference(&self, site_id: &str, reference: &Reference) -> StoreResult<Option<StoredEvent>> {
@@ -613,12 +612,12 @@ impl super::Store for SqliteStore {
             .bind(reference.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(event_from_row).transpose()
+        row.as_ref().map(event_from).transpose()
     }
 
     async fn event(&self, id: &EventId) -> StoreResult<Option<StoredEvent>> {
         let row = sqlx::query("SELECT * FROM consent_events WHERE id = ?").bind(id.as_str()).fetch_optional(&self.pool).await?;
-        row.as_ref().map(event_from_row).transpose()
+        row.as_ref().map(event_from).transpose()
     }
 
     async fn tree_size(&self, site_id: &str) -> StoreResult<u64> {
@@ -658,7 +657,7 @@ impl super::Store for SqliteStore {
 
     fn raw_events(&self, site_id: &str) -> RowStream<Vec<RawEvent>> {
         // The whole log in one statement, so from one snapshot.
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM consent_events WHERE site_id = ? ORDER BY seq, id");
+        let sql = concat!("SELECT ", event_columns!(), " FROM consent_events WHERE site_id = ? ORDER BY seq, id").to_owned();
         scan_stream(self.readers.clone(), sql, vec![Param::Text(site_id.to_owned())], |row| raw_from(row))
     }
 
@@ -710,8 +709,7 @@ impl super::Store for SqliteStore {
             .run(move |conn| {
                 let subjects: Vec<String> = conn
                     .prepare_cached("SELECT id FROM subjects WHERE site_id = ?1 AND lookup = ?2")
-                    .and_then(|mut s| s.query_map((&site_id, &lookup), |r| r.get(0))?.collect())
-                    .map_err(direct::database)?;
+                    .and_then(|mut s| s.query_map((&site_id, &lookup), |r| r.get(0))?.collect())?;
                 // UNIQUE (site_id, lookup): one subject per number and site.
                 let Some(subject) = subjects.first() else { return Ok(PersonEvents::default()) };
                 // The person's own events, and those of the references they confirmed on
@@ -725,11 +723,10 @@ impl super::Store for SqliteStore {
                          SELECT * FROM consent_events INDEXED BY consent_events_by_reference WHERE site_id = ?1 AND reference IN
                              (SELECT reference FROM consent_events WHERE subject_id = ?2 AND action = 'confirmed')
                          ORDER BY seq LIMIT ?3",
-                    )
-                    .map_err(direct::database)?;
-                let mut rows = statement.query((&site_id, subject, i64::from(super::MAX_PERSON_EVENTS))).map_err(direct::database)?;
+                    )?;
+                let mut rows = statement.query((&site_id, subject, i64::from(super::MAX_PERSON_EVENTS)))?;
                 let mut events = Vec::new();
-                while let Some(row) = rows.next().map_err(direct::database)? {
+                while let Some(row) = rows.next()? {
                     events.push(event_from(row)?);
                 }
                 Ok(PersonEvents { subjects, events })
@@ -742,8 +739,13 @@ impl super::Store for SqliteStore {
         // (both tables have `id` and `site_id`).
         let (conditions, params) = filter_sql(&filter);
         let sql = format!(
-            "SELECT {EVENT_COLUMNS}, (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id)
-             FROM consent_events WHERE 1 = 1{conditions} ORDER BY site_id, seq"
+            concat!(
+                "SELECT ",
+                event_columns!(),
+                ", (SELECT s.wrapped_key FROM subjects s WHERE s.id = consent_events.subject_id)
+                 FROM consent_events WHERE 1 = 1{} ORDER BY site_id, seq"
+            ),
+            conditions
         );
         scan_stream(self.readers.clone(), sql, params, |row| Ok(ExportRow { event: event_from(row)?, wrapped_key: row.opt_blob(15)?.map(<[u8]>::to_vec) }))
     }
@@ -828,9 +830,8 @@ pub(crate) fn filter_sql(filter: &EventFilter) -> (String, Vec<Param>) {
 /// The single writer's connection: rusqlite, owned by the writer thread (sqlx would add two
 /// thread hand-offs per statement, three statements per event).
 fn open_writer(path: &Path, settings: &SqliteSettings) -> StoreResult<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(direct::database)?;
-    conn.busy_timeout(Duration::from_secs(10)).map_err(direct::database)?;
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
     let synchronous = match settings.synchronous {
         SqliteSynchronous::Off => "OFF",
         SqliteSynchronous::Normal => "NORMAL",
@@ -838,8 +839,7 @@ fn open_writer(path: &Path, settings: &SqliteSettings) -> StoreResult<rusqlite::
         SqliteSynchronous::Extra => "EXTRA",
     };
     // No checkpoints on the writer's commits (`run_checkpoints` does them).
-    conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;"))
-        .map_err(direct::database)?;
+    conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;"))?;
     Ok(conn)
 }
 

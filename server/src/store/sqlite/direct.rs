@@ -47,15 +47,13 @@ impl Readers {
 
     fn open(&self, mmap: bool) -> StoreResult<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(database)?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(database)?;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         if mmap {
             // Pages read through a memory map rather than a `pread` each (a status lookup
             // touches a dozen index pages): the OS page cache, shared by every reader.
-            conn.pragma_update(None, "mmap_size", MMAP_BYTES)
-                .map_err(database)?;
+            conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         }
         Ok(conn)
     }
@@ -94,7 +92,7 @@ impl Readers {
             .await
             .map_err(|_| StoreError::Corrupt("the database readers are closed".into()))?;
         let readers = self.clone();
-        let out = tokio::task::spawn_blocking(move || readers.with(read)).await;
+        let out = tokio::task::spawn_blocking(move || readers.now(read)).await;
         drop(turn);
         out.map_err(|e| StoreError::Corrupt(format!("a database read stopped: {e}")))?
     }
@@ -103,10 +101,6 @@ impl Readers {
     /// the small tables (tokens, sites), which take microseconds once their pages are cached,
     /// less than handing them to another thread and back would.
     pub(crate) fn now<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        self.with(read)
-    }
-
-    fn with<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let conn = self.take()?;
         let out = read(&conn);
         self.give_back(conn);
@@ -131,48 +125,38 @@ pub(crate) fn optional<T>(
     params: impl rusqlite::Params,
     parse: impl FnOnce(&rusqlite::Row<'_>) -> StoreResult<T>,
 ) -> StoreResult<Option<T>> {
-    let mut statement = conn.prepare_cached(sql).map_err(database)?;
-    let mut rows = statement.query(params).map_err(database)?;
-    rows.next().map_err(database)?.map(parse).transpose()
-}
-
-/// rusqlite's errors, as the store reports them.
-pub(crate) fn database(err: rusqlite::Error) -> StoreError {
-    StoreError::Corrupt(format!("reading the database failed: {err}"))
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    rows.next()?.map(parse).transpose()
 }
 
 impl Columns for rusqlite::Row<'_> {
     fn text(&self, i: usize) -> StoreResult<&str> {
-        self.get_ref(i)
-            .map_err(database)?
+        self.get_ref(i)?
             .as_str()
             .map_err(|e| column(i, e))
     }
 
     fn opt_text(&self, i: usize) -> StoreResult<Option<&str>> {
-        self.get_ref(i)
-            .map_err(database)?
+        self.get_ref(i)?
             .as_str_or_null()
             .map_err(|e| column(i, e))
     }
 
     fn int(&self, i: usize) -> StoreResult<i64> {
-        self.get_ref(i)
-            .map_err(database)?
+        self.get_ref(i)?
             .as_i64()
             .map_err(|e| column(i, e))
     }
 
     fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
-        self.get_ref(i)
-            .map_err(database)?
+        self.get_ref(i)?
             .as_i64_or_null()
             .map_err(|e| column(i, e))
     }
 
     fn opt_blob(&self, i: usize) -> StoreResult<Option<&[u8]>> {
-        self.get_ref(i)
-            .map_err(database)?
+        self.get_ref(i)?
             .as_blob_or_null()
             .map_err(|e| column(i, e))
     }
