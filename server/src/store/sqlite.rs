@@ -383,6 +383,22 @@ impl Columns for SqliteRow {
     }
 }
 
+/// A person's events: their own, and those of the references they confirmed on WhatsApp.
+/// A UNION with an index named for each half: written as one `subject OR reference`
+/// condition, SQLite walks the site's whole log (300 ms at a million events). The limit is
+/// part of the text, not a bound parameter: SQLite plans with a bound LIMIT's value, so it
+/// would prepare the statement again at every call (50 µs, four times the lookup itself).
+static PERSON_EVENTS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT * FROM consent_events INDEXED BY consent_events_by_subject WHERE subject_id = ?2 AND site_id = ?1
+         UNION
+         SELECT * FROM consent_events INDEXED BY consent_events_by_reference WHERE site_id = ?1 AND reference IN
+             (SELECT reference FROM consent_events WHERE subject_id = ?2 AND action = 'confirmed')
+         ORDER BY seq LIMIT {}",
+        super::MAX_PERSON_EVENTS
+    )
+});
+
 /// Every column of `consent_events`, in table order (so also the order of `SELECT *`), which
 /// is the order [`event_from`] reads them in.
 macro_rules! event_columns {
@@ -712,19 +728,8 @@ impl super::Store for SqliteStore {
                     .and_then(|mut s| s.query_map((&site_id, &lookup), |r| r.get(0))?.collect())?;
                 // UNIQUE (site_id, lookup): one subject per number and site.
                 let Some(subject) = subjects.first() else { return Ok(PersonEvents::default()) };
-                // The person's own events, and those of the references they confirmed on
-                // WhatsApp. A UNION with an index named for each half: written as one
-                // `subject OR reference` condition, SQLite walks the site's whole log (300 ms at
-                // a million events).
-                let mut statement = conn
-                    .prepare_cached(
-                        "SELECT * FROM consent_events INDEXED BY consent_events_by_subject WHERE subject_id = ?2 AND site_id = ?1
-                         UNION
-                         SELECT * FROM consent_events INDEXED BY consent_events_by_reference WHERE site_id = ?1 AND reference IN
-                             (SELECT reference FROM consent_events WHERE subject_id = ?2 AND action = 'confirmed')
-                         ORDER BY seq LIMIT ?3",
-                    )?;
-                let mut rows = statement.query((&site_id, subject, i64::from(super::MAX_PERSON_EVENTS)))?;
+                let mut statement = conn.prepare_cached(&PERSON_EVENTS_SQL)?;
+                let mut rows = statement.query((&site_id, subject))?;
                 let mut events = Vec::new();
                 while let Some(row) = rows.next()? {
                     events.push(event_from(row)?);
@@ -1017,7 +1022,32 @@ fn insert_event(conn: &rusqlite::Connection, event: &NewEvent, batch: &mut Batch
 
 #[cfg(test)]
 mod tests {
-    use super::parse_leaf_hash;
+    use rusqlite::{Connection, StatementStatus};
+
+    use super::{PERSON_EVENTS_SQL, parse_leaf_hash};
+
+    /// The status lookup's statement is prepared once per connection, not at every call
+    /// (a bound LIMIT would make SQLite prepare it again whenever it is bound; the control
+    /// below shows this build of SQLite does).
+    #[test]
+    fn the_person_events_statement_is_not_prepared_again_at_each_call() {
+        let conn = Connection::open_in_memory().unwrap();
+        for migration in [include_str!("../../migrations/sqlite/0001_init.sql"), include_str!("../../migrations/sqlite/0002_ledger_checkpoints.sql")] {
+            conn.execute_batch(migration).unwrap();
+        }
+        let reprepares = |sql: &str, limit: bool| {
+            let mut statement = conn.prepare(sql).unwrap();
+            for subject in ["sub_a", "sub_b", "sub_c"] {
+                let mut rows = if limit { statement.query(("site", subject, 10_i64)) } else { statement.query(("site", subject)) }.unwrap();
+                while rows.next().unwrap().is_some() {}
+            }
+            statement.get_status(StatementStatus::RePrepare)
+        };
+        assert_eq!(reprepares(&PERSON_EVENTS_SQL, false), 0);
+        let bound_limit = PERSON_EVENTS_SQL.replace(&format!("LIMIT {}", super::super::MAX_PERSON_EVENTS), "LIMIT ?3");
+        assert_ne!(bound_limit, *PERSON_EVENTS_SQL);
+        assert!(reprepares(&bound_limit, true) > 0, "SQLite no longer plans with a bound LIMIT; the literal limit is no longer needed");
+    }
 
     #[test]
     fn leaf_hashes_decode_as_the_hex_crate_encodes_them_and_anything_else_is_refused() {
