@@ -170,19 +170,26 @@ fn site_from(row: &impl Columns) -> StoreResult<Site> {
     })
 }
 
-fn notice_from_row(row: &SqliteRow) -> StoreResult<Notice> {
-    let purposes: Vec<NoticePurpose> = serde_json::from_str(row.try_get("purposes")?).map_err(|e| corrupt("notice purposes", e))?;
+/// The columns of `notices` [`notice_from`] reads, in its order.
+macro_rules! notice_columns {
+    () => {
+        "id, site_id, version, lang, intro, purposes, privacy_url, canonical_text, sha256, published_at"
+    };
+}
+
+fn notice_from(row: &impl Columns) -> StoreResult<Notice> {
+    let purposes: Vec<NoticePurpose> = serde_json::from_str(row.text(5)?).map_err(|e| corrupt("notice purposes", e))?;
     Ok(Notice {
-        id: NoticeId::parse(row.try_get("id")?).map_err(|e| corrupt("notice id", e))?,
-        site_id: row.try_get("site_id")?,
-        version: row.try_get::<i64, _>("version")? as u32,
-        lang: Lang::parse(row.try_get("lang")?).map_err(|e| corrupt("notice lang", e))?,
-        intro: row.try_get("intro")?,
+        id: NoticeId::parse(row.text(0)?).map_err(|e| corrupt("notice id", e))?,
+        site_id: row.text(1)?.to_owned(),
+        version: u32::try_from(row.int(2)?).map_err(|e| corrupt("notice version", e))?,
+        lang: Lang::parse(row.text(3)?).map_err(|e| corrupt("notice lang", e))?,
+        intro: row.text(4)?.to_owned(),
         purposes,
-        privacy_url: row.try_get("privacy_url")?,
-        canonical_text: row.try_get("canonical_text")?,
-        sha256: row.try_get("sha256")?,
-        published_at: from_micros(row.try_get("published_at")?)?,
+        privacy_url: row.opt_text(6)?.map(str::to_owned),
+        canonical_text: row.text(7)?.to_owned(),
+        sha256: row.text(8)?.to_owned(),
+        published_at: from_micros(row.int(9)?)?,
     })
 }
 
@@ -524,18 +531,22 @@ impl super::Store for SqliteStore {
         self.notice(&notice.id).await?.ok_or_else(|| StoreError::NotFound("notice vanished after insert".into()))
     }
 
+    // Every consent names its notice, and every widget configuration shows one: lookups by
+    // a unique key, read at once as `site_by_key` is (through sqlx each is a hand-off to its
+    // worker thread and back).
     async fn notice(&self, id: &NoticeId) -> StoreResult<Option<Notice>> {
-        let row = sqlx::query("SELECT * FROM notices WHERE id = ?").bind(id.as_str()).fetch_optional(&self.pool).await?;
-        row.as_ref().map(notice_from_row).transpose()
+        self.readers.now(|conn| direct::optional(conn, concat!("SELECT ", notice_columns!(), " FROM notices WHERE id = ?1"), [id.as_str()], |r| notice_from(r)))
     }
 
     async fn current_notice(&self, site_id: &str, lang: Lang) -> StoreResult<Option<Notice>> {
-        let row = sqlx::query("SELECT * FROM notices WHERE site_id = ? AND lang = ? ORDER BY version DESC LIMIT 1")
-            .bind(site_id)
-            .bind(lang.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(notice_from_row).transpose()
+        self.readers.now(|conn| {
+            direct::optional(
+                conn,
+                concat!("SELECT ", notice_columns!(), " FROM notices WHERE site_id = ?1 AND lang = ?2 ORDER BY version DESC LIMIT 1"),
+                [site_id, lang.as_str()],
+                |r| notice_from(r),
+            )
+        })
     }
 
     async fn create_token(&self, token: NewToken) -> StoreResult<TokenInfo> {
