@@ -731,9 +731,11 @@ impl super::Store for SqliteStore {
 
     async fn person_events(&self, site_id: &str, lookup: &str) -> StoreResult<PersonEvents> {
         let (site_id, lookup) = (site_id.to_owned(), lookup.to_owned());
-        // Both statements in one blocking call through rusqlite (`direct.rs`).
+        // Both statements in one call through rusqlite (`direct.rs`), at once on this thread:
+        // a person has a handful of events, read through two indexes (MAX_PERSON_EVENTS
+        // bounds the rare person with thousands).
         self.readers
-            .run(move |conn| {
+            .now(move |conn| {
                 let subjects: Vec<String> = conn
                     .prepare_cached("SELECT id FROM subjects WHERE site_id = ?1 AND lookup = ?2")
                     .and_then(|mut s| s.query_map((&site_id, &lookup), |r| r.get(0))?.collect())?;
@@ -747,7 +749,6 @@ impl super::Store for SqliteStore {
                 }
                 Ok(PersonEvents { subjects, events })
             })
-            .await
     }
 
     fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>> {
