@@ -394,7 +394,8 @@ impl Columns for SqliteRow {
 /// A UNION with an index named for each half: written as one `subject OR reference`
 /// condition, SQLite walks the site's whole log (300 ms at a million events). The limit is
 /// part of the text, not a bound parameter: SQLite plans with a bound LIMIT's value, so it
-/// would prepare the statement again at every call (50 µs, four times the lookup itself).
+/// would prepare the statement again at every call (on the bench's million events, 64 µs a
+/// call instead of 14 in a loop of its own; in the server, about 18 µs of CPU per lookup).
 static PERSON_EVENTS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT * FROM consent_events INDEXED BY consent_events_by_subject WHERE subject_id = ?2 AND site_id = ?1

@@ -80,8 +80,7 @@ impl Readers {
     /// Runs a short read on this thread, which it blocks: lookups by a unique key (tokens,
     /// sites, notices) and a person's events through their indexes, which take microseconds
     /// once their pages are cached, less than handing them to a blocking thread and back
-    /// would (`cornetta-bench ledger`, same-run A/B: status lookups at 64 clients 8.8k/s
-    /// through `spawn_blocking`, 9.8k/s at once).
+    /// would.
     pub(crate) fn now<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let conn = self.take()?;
         let out = read(&conn);
