@@ -165,6 +165,16 @@ pub async fn of_phone(
     at: Timestamp,
 ) -> crate::store::StoreResult<PersonStatus> {
     let found = store.person_events(&site.id, &keys.phone_lookup(phone)).await?;
+    // The stores return at most this many, the oldest first: a status derived from a cut-off
+    // history could miss the withdrawal that ends a consent, so none is derived.
+    if found.events.len() >= crate::store::MAX_PERSON_EVENTS as usize {
+        return Err(crate::store::StoreError::Conflict(format!(
+            "this number has {} or more consent events at this site, more than a status is derived from; \
+             read them all with GET /v1/consents/export?site={}&phone=…",
+            crate::store::MAX_PERSON_EVENTS,
+            site.key
+        )));
+    }
     let purposes = derive(&found.events, &found.subjects, at);
     Ok(PersonStatus { subjects: found.subjects, events: found.events, purposes })
 }

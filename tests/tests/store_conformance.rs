@@ -279,6 +279,47 @@ async fn a_lookup_gives_one_subject_per_site_and_keeps_the_first_key(db: &mut Te
     assert!(matches!(no_lookup, Err(StoreError::Invalid(_))), "{no_lookup:?}");
 }
 
+/// A status is never derived from a cut-off history: the stores return at most
+/// `MAX_PERSON_EVENTS` of a person's events, and at that many the lookup says so instead of
+/// answering from the oldest ones (which could miss a later withdrawal).
+async fn a_status_is_refused_rather_than_derived_from_a_cut_off_history(db: &mut TestStore) {
+    let shop = site(&db.store, "Busy Number Shop").await;
+    let keys = cornetta_server::keys::Keyring::from_secrets([3; 32], [4; 32]);
+    let phone = PhoneNumber::from_e164("+393339876543").expect("a valid number");
+    let mut person = fresh_subject(&shop);
+    person.lookup = Some(keys.phone_lookup(&phone));
+    let person = db.store.subject_for_lookup(person).await.expect("the subject");
+    let max = cornetta_server::store::MAX_PERSON_EVENTS as usize;
+    let append_many = |count: usize| {
+        let tasks: Vec<_> = (0..count)
+            .map(|_| {
+                let store = Arc::clone(&db.store);
+                let (shop, subject) = (shop.clone(), person.id.clone());
+                tokio::spawn(async move {
+                    let mut event = grant(&store, &shop, new_reference()).await;
+                    event.subject_id = subject;
+                    event.new_subject = None;
+                    store.append(event).await
+                })
+            })
+            .collect();
+        async move {
+            for task in tasks {
+                task.await.unwrap().expect("every append succeeds");
+            }
+        }
+    };
+    append_many(max - 1).await;
+    let found = cornetta_server::status::of_phone(&db.store, &keys, &shop, &phone, now()).await.expect("a status below the cap");
+    assert_eq!(found.events.len(), max - 1);
+    assert!(found.purposes.iter().any(|p| p.purpose == Purpose::Utility && p.consented));
+    append_many(1).await;
+    match cornetta_server::status::of_phone(&db.store, &keys, &shop, &phone, now()).await {
+        Err(StoreError::Conflict(message)) => assert!(message.contains("export"), "{message}"),
+        other => panic!("at the cap a status must be refused, got {:?}", other.map(|f| f.events.len())),
+    }
+}
+
 // ---- appending --------------------------------------------------------------------------
 
 async fn an_appended_event_reads_back_exactly_with_its_new_subject(db: &mut TestStore) {
@@ -576,6 +617,7 @@ conformance!(
     notices_refuse_raw_updates_and_deletes,
     tokens_are_found_by_hash_listed_and_revoked_once,
     a_lookup_gives_one_subject_per_site_and_keeps_the_first_key,
+    a_status_is_refused_rather_than_derived_from_a_cut_off_history,
     an_appended_event_reads_back_exactly_with_its_new_subject,
     concurrent_appends_give_each_site_a_gap_free_seq,
     a_reused_reference_is_a_conflict_and_the_rest_of_its_batch_is_stored,
