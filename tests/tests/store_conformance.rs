@@ -136,6 +136,23 @@ fn withdrawal_of(granted: &StoredEvent) -> NewEvent {
 }
 
 /// Every event of every site, in id order.
+/// Appends every event at once, one task each (so the store's writer batches them); all must
+/// succeed. What each append returned, in the order given.
+async fn append_concurrently(store: &DynStore, events: Vec<NewEvent>) -> Vec<StoredEvent> {
+    let tasks: Vec<_> = events
+        .into_iter()
+        .map(|event| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.append(event).await })
+        })
+        .collect();
+    let mut returned = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        returned.push(task.await.unwrap().expect("every append succeeds"));
+    }
+    returned
+}
+
 async fn all_events(store: &DynStore) -> Vec<StoredEvent> {
     store.events(&EventFilter::default(), 100_000).await.expect("events")
 }
@@ -290,30 +307,15 @@ async fn a_status_is_refused_rather_than_derived_from_a_cut_off_history(db: &mut
     person.lookup = Some(keys.phone_lookup(&phone));
     let person = db.store.subject_for_lookup(person).await.expect("the subject");
     let max = cornetta_server::store::MAX_PERSON_EVENTS as usize;
-    let append_many = |count: usize| {
-        let tasks: Vec<_> = (0..count)
-            .map(|_| {
-                let store = Arc::clone(&db.store);
-                let (shop, subject) = (shop.clone(), person.id.clone());
-                tokio::spawn(async move {
-                    let mut event = grant(&store, &shop, new_reference()).await;
-                    event.subject_id = subject;
-                    event.new_subject = None;
-                    store.append(event).await
-                })
-            })
-            .collect();
-        async move {
-            for task in tasks {
-                task.await.unwrap().expect("every append succeeds");
-            }
-        }
-    };
-    append_many(max - 1).await;
+    let mut template = grant(&db.store, &shop, new_reference()).await;
+    template.subject_id = person.id.clone();
+    template.new_subject = None;
+    let more = |count: usize| (0..count).map(|_| NewEvent { id: new_event_id(), reference: new_reference(), ..template.clone() }).collect::<Vec<_>>();
+    append_concurrently(&db.store, more(max - 1)).await;
     let found = cornetta_server::status::of_phone(&db.store, &keys, &shop, &phone, now()).await.expect("a status below the cap");
     assert_eq!(found.events.len(), max - 1);
     assert!(found.purposes.iter().any(|p| p.purpose == Purpose::Utility && p.consented));
-    append_many(1).await;
+    append_concurrently(&db.store, more(1)).await;
     match cornetta_server::status::of_phone(&db.store, &keys, &shop, &phone, now()).await {
         Err(StoreError::Conflict(message)) => assert!(message.contains("export"), "{message}"),
         other => panic!("at the cap a status must be refused, got {:?}", other.map(|f| f.events.len())),
@@ -343,17 +345,7 @@ async fn concurrent_appends_give_each_site_a_gap_free_seq(db: &mut TestStore) {
     for i in 0..300 {
         events.push(grant(&db.store, &sites[i % 2], new_reference()).await);
     }
-    let tasks: Vec<_> = events
-        .into_iter()
-        .map(|event| {
-            let store = Arc::clone(&db.store);
-            tokio::spawn(async move { store.append(event).await })
-        })
-        .collect();
-    let mut returned = Vec::new();
-    for task in tasks {
-        returned.push(task.await.unwrap().expect("every append succeeds"));
-    }
+    let returned = append_concurrently(&db.store, events).await;
     let stored = all_events(&db.store).await;
     assert_eq!(stored.len(), 300);
     assert_logs_are_whole(&stored);
