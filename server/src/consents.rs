@@ -4,7 +4,7 @@
 //! notice version and the hash of its exact text, how and when it was given, and the
 //! evidence (page, truncated IP, user agent) encrypted with the subject's own key.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use cornetta_shared::api::{ConsentEventView, WhatsappEvidence};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::keys::Keyring;
-use crate::store::{DynStore, EventFilter, NewEvent, Notice, Site, StoreError, StoredEvent, Subject};
+use crate::store::{DynStore, EventFilter, LogPosition, NewEvent, Notice, Site, StoreError, StoredEvent, Subject};
 
 /// Longest page URL, user agent and reason we keep, in characters.
 pub const MAX_PAGE_URL_CHARS: usize = 2048;
@@ -222,20 +222,43 @@ pub async fn withdraw(
 }
 
 /// The filter parts that find a person's events by number: their subjects, and the
-/// references their `confirmed` events bound to the number.
+/// references their `confirmed` events bound to the number (all of them, each once).
 pub async fn person_filter(store: &DynStore, keys: &Keyring, phone: &PhoneNumber, filter: &mut EventFilter) -> Result<(), ApiError> {
     let subjects = store.subjects_by_lookup(&keys.phone_lookup(phone)).await?;
     let ids: Vec<String> = subjects.iter().map(|s| s.id.clone()).collect();
     let mut references = Vec::new();
     if !ids.is_empty() {
         let confirmed = EventFilter { subjects: Some(ids.clone()), action: Some(Action::Confirmed), ..EventFilter::default() };
-        for event in store.events(&confirmed, 10_000).await? {
-            references.push(event.reference);
-        }
+        let mut seen = HashSet::new();
+        each_event(store, confirmed, |event| {
+            if seen.insert(event.reference.clone()) {
+                references.push(event.reference);
+            }
+        })
+        .await?;
     }
     filter.subjects = Some(ids);
     filter.references = Some(references);
     Ok(())
+}
+
+/// Events read per page by [`each_event`].
+const PAGE: u32 = 1_000;
+
+/// Calls `each` with every event matching `filter`, in log order, reading page by page
+/// (`filter.after` moves along): for logic that must see a person's whole history, not
+/// the first page of it.
+pub async fn each_event(store: &DynStore, mut filter: EventFilter, mut each: impl FnMut(StoredEvent)) -> Result<(), ApiError> {
+    loop {
+        let page = store.events(&filter, PAGE).await?;
+        let full = page.len() == PAGE as usize;
+        let next = page.last().map(|last| LogPosition { site_id: last.site_id.clone(), seq: last.seq });
+        page.into_iter().for_each(&mut each);
+        match next {
+            Some(next) if full => filter.after = Some(next),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Turns stored events into what auditors see, decrypting evidence where the subject's key

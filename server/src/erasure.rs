@@ -8,12 +8,14 @@
 //! consents). The lookup hash is forgotten too, so the number no longer finds the events;
 //! a later consent from the same number starts a new record.
 
+use std::collections::HashSet;
+
 use cornetta_shared::{Action, EventId, Method, PhoneNumber, Reference};
 
-use crate::consents::{new_event_id, now};
+use crate::consents::{each_event, new_event_id, now};
 use crate::error::ApiError;
 use crate::keys::Keyring;
-use crate::store::{DynStore, EventFilter, NewEvent, Site, StoredEvent};
+use crate::store::{DynStore, EventFilter, NewEvent, Site, StoredEvent, Subject};
 
 /// What an erasure did.
 #[derive(Debug, Clone)]
@@ -29,13 +31,13 @@ pub async fn erase_phone(store: &DynStore, keys: &Keyring, phone: &PhoneNumber, 
     let subjects = store.subjects_by_lookup(&keys.phone_lookup(phone)).await?;
     let mut targets: Vec<(String, String, Reference)> = Vec::new();
     for subject in subjects.iter().filter(|s| site.is_none_or(|site| site.id == s.site_id)) {
-        let own = store.events(&EventFilter { site_id: Some(subject.site_id.clone()), subjects: Some(vec![subject.id.clone()]), ..EventFilter::default() }, crate::store::MAX_PERSON_EVENTS).await?;
+        let (latest, confirmed) = subject_history(store, subject).await?;
         // The person's own subject, named by the reference of their latest event.
-        if let Some(last) = own.last() {
-            targets.push((subject.site_id.clone(), subject.id.clone(), last.reference.clone()));
+        if let Some(latest) = latest {
+            targets.push((subject.site_id.clone(), subject.id.clone(), latest));
         }
-        for confirmed in own.iter().filter(|e| e.action == Action::Confirmed) {
-            if let Some(grant) = store.grant_by_reference(&subject.site_id, &confirmed.reference).await?
+        for reference in &confirmed {
+            if let Some(grant) = store.grant_by_reference(&subject.site_id, reference).await?
                 && grant.subject_id != subject.id && !targets.iter().any(|(_, id, _)| *id == grant.subject_id) {
                     targets.push((grant.site_id.clone(), grant.subject_id.clone(), grant.reference.clone()));
                 }
@@ -82,4 +84,21 @@ pub async fn erase_phone(store: &DynStore, keys: &Keyring, phone: &PhoneNumber, 
 /// The ids of an erasure's events, for answers.
 pub fn event_ids(erasure: &Erasure) -> Vec<EventId> {
     erasure.events.iter().map(|e| e.id.clone()).collect()
+}
+
+/// The reference of a subject's latest event, and the references its `confirmed` events
+/// name (each once, in log order), read through the whole history: a person with more
+/// events than one read returns must have every web consent they confirmed erased, not
+/// only those among their oldest events.
+async fn subject_history(store: &DynStore, subject: &Subject) -> Result<(Option<Reference>, Vec<Reference>), ApiError> {
+    let filter = EventFilter { site_id: Some(subject.site_id.clone()), subjects: Some(vec![subject.id.clone()]), ..EventFilter::default() };
+    let (mut latest, mut confirmed, mut seen) = (None, Vec::new(), HashSet::new());
+    each_event(store, filter, |event| {
+        if event.action == Action::Confirmed && seen.insert(event.reference.clone()) {
+            confirmed.push(event.reference.clone());
+        }
+        latest = Some(event.reference);
+    })
+    .await?;
+    Ok((latest, confirmed))
 }

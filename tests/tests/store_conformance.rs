@@ -322,6 +322,53 @@ async fn a_status_is_refused_rather_than_derived_from_a_cut_off_history(db: &mut
     }
 }
 
+/// A person's whole history is read wherever it decides something: a web consent they
+/// confirmed on WhatsApp after more `confirmed` events than one read returns
+/// (`MAX_PERSON_EVENTS`) is still found by their number, and erased with it; the `erased`
+/// event names their latest reference.
+async fn a_web_consent_confirmed_after_the_first_read_is_found_and_erased(db: &mut TestStore) {
+    let shop = site(&db.store, "Long History Shop").await;
+    let keys = cornetta_server::keys::Keyring::from_secrets([3; 32], [4; 32]);
+    let phone = PhoneNumber::from_e164("+393339876500").expect("a valid number");
+    let web = db.store.append(grant(&db.store, &shop, new_reference()).await).await.expect("the web grant");
+    let mut person = fresh_subject(&shop);
+    person.lookup = Some(keys.phone_lookup(&phone));
+    let person = db.store.subject_for_lookup(person).await.expect("the subject");
+    // The webhook's `confirmed` events, each naming a reference the person's message carried.
+    let confirmation = |reference: Reference| NewEvent {
+        id: new_event_id(),
+        site_id: shop.id.clone(),
+        action: Action::Confirmed,
+        method: Method::Whatsapp,
+        reference,
+        subject_id: person.id.clone(),
+        new_subject: None,
+        purposes: web.purposes.clone(),
+        notice_id: web.notice_id.clone(),
+        notice_sha256: web.notice_sha256.clone(),
+        personal: None,
+        details: "{}".into(),
+        actor: "whatsapp".into(),
+        recorded_at: now(),
+    };
+    let max = cornetta_server::store::MAX_PERSON_EVENTS as usize;
+    append_concurrently(&db.store, (0..max).map(|_| confirmation(new_reference())).collect()).await;
+    let last = db.store.append(confirmation(web.reference.clone())).await.expect("the confirmation of the web grant");
+
+    let mut filter = EventFilter::default();
+    cornetta_server::consents::person_filter(&db.store, &keys, &phone, &mut filter).await.expect("the person's filter");
+    assert_eq!(filter.references.as_ref().map(Vec::len), Some(max + 1), "every confirmed reference, each once");
+    let found = db.store.events(&EventFilter { action: Some(Action::Granted), ..filter }, 10).await.expect("events");
+    assert_eq!(found.iter().map(|e| &e.id).collect::<Vec<_>>(), [&web.id], "the number finds its web grant");
+
+    let erasure = cornetta_server::erasure::erase_phone(&db.store, &keys, &phone, Some(&shop), "token:tok_test").await.expect("the erasure");
+    assert!(erasure.subjects_erased.contains(&web.subject_id), "the web grant's subject is erased: {:?}", erasure.subjects_erased);
+    assert!(erasure.subjects_erased.contains(&person.id));
+    assert!(db.store.subject(&web.subject_id).await.unwrap().is_some_and(|s| s.erased_at.is_some()));
+    let own = erasure.events.iter().find(|e| e.subject_id == person.id).expect("an erased event for the person");
+    assert_eq!(own.reference, last.reference, "named by the person's latest event");
+}
+
 // ---- appending --------------------------------------------------------------------------
 
 async fn an_appended_event_reads_back_exactly_with_its_new_subject(db: &mut TestStore) {
@@ -610,6 +657,7 @@ conformance!(
     tokens_are_found_by_hash_listed_and_revoked_once,
     a_lookup_gives_one_subject_per_site_and_keeps_the_first_key,
     a_status_is_refused_rather_than_derived_from_a_cut_off_history,
+    a_web_consent_confirmed_after_the_first_read_is_found_and_erased,
     an_appended_event_reads_back_exactly_with_its_new_subject,
     concurrent_appends_give_each_site_a_gap_free_seq,
     a_reused_reference_is_a_conflict_and_the_rest_of_its_batch_is_stored,
