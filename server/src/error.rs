@@ -2,7 +2,7 @@
 //! right status. Internal errors are logged and answered with a fixed body, never echoed.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cornetta_shared::api::{ErrorBody, ErrorDetail};
@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 405: a known path asked with a method it does not take; the `Allow` header lists them.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 409: the request conflicts with what is stored.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -74,6 +77,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -93,6 +97,7 @@ impl ApiError {
             | Self::Unavailable { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
@@ -165,6 +170,14 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         Self::invalid("invalid_query", body_error_text(&rejection.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        // A path segment that is not UTF-8 once percent-decoded (`/v1/consents/%FF/receipt`)
+        // names no resource; say which part is wrong rather than axum's plain-text answer.
+        Self::bad_request("invalid_path", rejection.body_text().trim_start_matches("Invalid URL: ").to_owned())
     }
 }
 

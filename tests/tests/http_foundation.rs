@@ -456,6 +456,44 @@ async fn unknown_routes_and_health_answer_json() {
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
     let (status, body) = get_json(&server.at("/healthz")).await;
     assert_eq!((status, body["status"].as_str(), body["store"].as_str()), (200, Some("ok"), Some("sqlite")));
+    // A known route asked with a method it does not take: 405 in our error shape, the
+    // methods it takes in `Allow`.
+    let response = client().patch(server.at("/v1/consents")).send().await.expect("the server answers");
+    assert_eq!(response.status(), 405);
+    let allow = response.headers().get("allow").and_then(|a| a.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "Allow: {allow}");
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("Allow")), "{body}");
+}
+
+/// A path segment that is not UTF-8 once percent-decoded gets our JSON 400 naming the
+/// part, on public and token routes alike (axum's own rejection is plain text).
+#[tokio::test]
+async fn path_segments_that_are_not_utf8_get_a_json_400_naming_the_part() {
+    let server = Server::start().unwrap();
+    let auditor = server.token("auditor");
+    let admin = server.token("admin");
+    let cases = [
+        ("GET", "/v1/sites/%FF%FE/widget", None, "`key`"),
+        ("GET", "/widget/%FF", None, "`file`"),
+        ("POST", "/v1/consents/%FF%FE/withdraw", None, "`reference`"),
+        ("GET", "/v1/consents/%FF/receipt", Some(&auditor), "`id`"),
+        ("GET", "/v1/subjects/%FF/status", Some(&auditor), "`phone`"),
+        ("DELETE", "/v1/whatsapp/numbers/%C3%28", Some(&admin), "`phone_number_id`"),
+    ];
+    for (method, path, token, part) in cases {
+        let mut request = client().request(method.parse().unwrap(), server.at(path)).header("Origin", ORIGIN);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the server answers");
+        assert_eq!(response.status(), 400, "{method} {path}");
+        let body: Value = response.json().await.unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
+        assert_eq!(body["error"]["code"], "invalid_path", "{method} {path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(part) && message.contains("UTF-8"), "{method} {path}: {message}");
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::consents::{ListQuery, filter_from_query, parse_time};
 use super::ledger::site_param;
 use super::link::parse_phone;
-use super::{ApiJson, ApiQuery, Bearer};
+use super::{ApiJson, ApiPath, ApiQuery, Bearer};
 use crate::error::ApiError;
 use crate::export::Format;
 use crate::receipt::Receipt;
@@ -28,7 +28,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/subjects/{phone}/erase", post(erase))
 }
 
-async fn receipt(State(state): State<AppState>, bearer: Bearer, Path(id): Path<String>) -> Result<ApiJson<Receipt>, ApiError> {
+async fn receipt(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<ApiJson<Receipt>, ApiError> {
     bearer.require(Role::Auditor, None)?;
     let id = EventId::parse(&id).map_err(|e| ApiError::invalid("invalid_id", e.to_string()))?;
     let event = state.store.event(&id).await?.filter(|e| bearer.0.reaches_site(&e.site_id)).ok_or_else(|| ApiError::NotFound(format!("no consent event {id}")))?;
@@ -94,7 +94,7 @@ pub(crate) fn event_ref(e: &StoredEvent) -> EventRef {
     }
 }
 
-async fn status(State(state): State<AppState>, bearer: Bearer, Path(phone): Path<String>, ApiQuery(q): ApiQuery<StatusQuery>) -> Result<ApiJson<StatusAnswer>, ApiError> {
+async fn status(State(state): State<AppState>, bearer: Bearer, ApiPath(phone): ApiPath<String>, ApiQuery(q): ApiQuery<StatusQuery>) -> Result<ApiJson<StatusAnswer>, ApiError> {
     let site = site_param(&state, &bearer, Role::Auditor, q.site.as_deref()).await?;
     let phone = parse_phone(&state.settings, Some(&phone), q.region.as_deref())?;
     let purpose = q.purpose.as_deref().map(|p| p.parse::<Purpose>().map_err(|e| ApiError::invalid("invalid_purpose", e.to_string()))).transpose()?;
@@ -135,7 +135,7 @@ pub(crate) struct ErasureAnswer {
     pub erased_at: String,
 }
 
-async fn erase(State(state): State<AppState>, bearer: Bearer, Path(phone): Path<String>, ApiQuery(q): ApiQuery<EraseQuery>) -> Result<ApiJson<ErasureAnswer>, ApiError> {
+async fn erase(State(state): State<AppState>, bearer: Bearer, ApiPath(phone): ApiPath<String>, ApiQuery(q): ApiQuery<EraseQuery>) -> Result<ApiJson<ErasureAnswer>, ApiError> {
     bearer.require(Role::Admin, None)?;
     let site = match q.site.as_deref() {
         Some(key) => Some(site_param(&state, &bearer, Role::Admin, Some(key)).await?),

@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use super::link::{RenderQuery, parse_phone, qr_response};
-use super::{ApiJson, ApiQuery, Bearer, ClientIp, UserAgent};
+use super::{ApiJson, ApiPath, ApiQuery, Bearer, ClientIp, UserAgent};
 use crate::campaigns::stats::Stats;
 use crate::campaigns::{Campaign, CampaignInput, DeviceClass, NewCampaign, ShortCode, short_url, utc_day};
 use crate::error::ApiError;
@@ -254,7 +254,7 @@ pub(crate) async fn campaign_for(state: &AppState, token: &TokenInfo, id: &str) 
     Ok((site, campaign))
 }
 
-async fn show(State(state): State<AppState>, bearer: Bearer, Path(id): Path<String>) -> Result<ApiJson<CampaignView>, ApiError> {
+async fn show(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<ApiJson<CampaignView>, ApiError> {
     bearer.require(Role::Marketer, None)?;
     let (site, campaign) = campaign_for(&state, &bearer.0, &id).await?;
     Ok(ApiJson(view(&state, &site, &campaign)?))
@@ -287,7 +287,7 @@ pub(crate) async fn stats_for(state: &AppState, campaign: &Campaign, q: &StatsQu
     Ok(stats)
 }
 
-async fn stats(State(state): State<AppState>, bearer: Bearer, Path(id): Path<String>, ApiQuery(q): ApiQuery<StatsQuery>) -> Result<Response, ApiError> {
+async fn stats(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>, ApiQuery(q): ApiQuery<StatsQuery>) -> Result<Response, ApiError> {
     bearer.require(Role::Marketer, None)?;
     let (_, campaign) = campaign_for(&state, &bearer.0, &id).await?;
     let stats = stats_for(&state, &campaign, &q).await?;
@@ -311,7 +311,7 @@ async fn campaign_qr(
     State(state): State<AppState>,
     bearer: Bearer,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RenderQuery>,
 ) -> Result<Response, ApiError> {
     bearer.require(Role::Marketer, None)?;
@@ -334,7 +334,7 @@ fn scan_page(status: StatusCode, title: &str, message: &str) -> Response {
     response
 }
 
-async fn redirect(State(state): State<AppState>, ClientIp(ip): ClientIp, UserAgent(ua): UserAgent, Path(code): Path<String>) -> Response {
+async fn redirect(State(state): State<AppState>, ClientIp(ip): ClientIp, UserAgent(ua): UserAgent, ApiPath(code): ApiPath<String>) -> Response {
     match follow(&state, ip, ua.as_deref(), &code).await {
         Ok(response) => response,
         Err(response) => response,

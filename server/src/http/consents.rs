@@ -2,7 +2,7 @@
 //! auditor's queries (bearer token).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use cornetta_shared::api::{ConsentCreated, ConsentEventView, ConsentPage, NewConsent, WithdrawConsent};
@@ -10,7 +10,7 @@ use cornetta_shared::{Action, EventId, Method, Purpose, Reference, SiteKey};
 use serde::Deserialize;
 
 use super::link::{make_link, parse_phone};
-use super::{ApiJson, ApiQuery, Bearer, ClientIp, RequestOrigin, UserAgent};
+use super::{ApiJson, ApiPath, ApiQuery, Bearer, ClientIp, RequestOrigin, UserAgent};
 use crate::consents::{self, Evidence, Grant, Viewer, clip, truncate_ip};
 use crate::error::ApiError;
 use crate::limits::Bucket;
@@ -119,7 +119,7 @@ async fn withdraw(
     origin: RequestOrigin,
     UserAgent(user_agent): UserAgent,
     bearer: Option<Bearer>,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
     ApiJson(body): ApiJson<WithdrawConsent>,
 ) -> Result<ApiJson<ConsentEventView>, ApiError> {
     let reference = Reference::parse(&reference).map_err(|e| ApiError::invalid("invalid_reference", e.to_string()))?;
@@ -268,7 +268,7 @@ async fn list(State(state): State<AppState>, bearer: Bearer, ApiQuery(q): ApiQue
     Ok(ApiJson(ConsentPage { events: views, next_cursor }))
 }
 
-async fn one(State(state): State<AppState>, bearer: Bearer, Path(id): Path<String>) -> Result<ApiJson<ConsentEventView>, ApiError> {
+async fn one(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<ApiJson<ConsentEventView>, ApiError> {
     bearer.require(Role::Auditor, None)?;
     let id = EventId::parse(&id).map_err(|e| ApiError::invalid("invalid_id", e.to_string()))?;
     let event = state.store.event(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no consent event {id}")))?;

@@ -59,6 +59,7 @@ pub fn app(state: AppState) -> Router {
         .merge(whatsapp::router())
         .merge(public)
         .fallback(not_found)
+        .layer(axum::middleware::map_response(method_not_allowed))
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
@@ -71,6 +72,16 @@ pub fn app(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route; see the README for the API".into())
+}
+
+/// axum answers a known path asked with another method 405 and an empty body; give it our
+/// error body too. (axum's method router adds the `Allow` header around this layer, so the
+/// answer still lists the methods the route takes.)
+async fn method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    ApiError::MethodNotAllowed("this route does not take that method; the Allow header lists the ones it does".into()).into_response()
 }
 
 /// `Json` whose rejections use our error shape.
@@ -109,6 +120,23 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// `Path` whose rejections use our error shape.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(value) = <axum::extract::Path<T> as FromRequestParts<S>>::from_request_parts(parts, state).await?;
         Ok(Self(value))
     }
 }

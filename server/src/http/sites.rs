@@ -1,7 +1,7 @@
 //! Site routes: the widget's configuration (public) and the admin API for sites and notices.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use cornetta_shared::api::{NoticePurpose, NoticeView, WidgetConfig};
@@ -10,7 +10,7 @@ use cornetta_shared::{Lang, PhoneNumber, SiteKey};
 use serde::{Deserialize, Serialize};
 
 use super::link::parse_phone;
-use super::{ApiJson, ApiQuery, Bearer, ClientIp, RequestOrigin};
+use super::{ApiJson, ApiPath, ApiQuery, Bearer, ClientIp, RequestOrigin};
 use crate::error::ApiError;
 use crate::limits::Bucket;
 use crate::notice;
@@ -57,7 +57,7 @@ async fn widget_config(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     origin: RequestOrigin,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<ConfigQuery>,
 ) -> Result<ApiJson<WidgetConfig>, ApiError> {
     state.limits.check(Bucket::PublicRead, ip)?;
@@ -69,7 +69,7 @@ async fn widget_config(
 }
 
 /// `GET /v1/sites/{key}/widget/settings` (admin): the stored settings.
-async fn widget_settings(State(state): State<AppState>, bearer: Bearer, Path(key): Path<String>) -> Result<ApiJson<WidgetSettings>, ApiError> {
+async fn widget_settings(State(state): State<AppState>, bearer: Bearer, ApiPath(key): ApiPath<String>) -> Result<ApiJson<WidgetSettings>, ApiError> {
     let site = site_for(&state, &key).await?;
     bearer.require(Role::Admin, Some(&site))?;
     Ok(ApiJson(crate::widget_settings::stored(&site)))
@@ -80,7 +80,7 @@ async fn widget_settings(State(state): State<AppState>, bearer: Bearer, Path(key
 async fn set_widget_settings(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<WidgetSettings>,
 ) -> Result<ApiJson<WidgetSettings>, ApiError> {
     let site = site_for(&state, &key).await?;
@@ -164,7 +164,7 @@ struct PublishNotice {
 async fn publish_notice(
     State(state): State<AppState>,
     bearer: Bearer,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<PublishNotice>,
 ) -> Result<(StatusCode, ApiJson<NoticeView>), ApiError> {
     let site = site_for(&state, &key).await?;

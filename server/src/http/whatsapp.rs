@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::audit::{PurposeAnswer, event_ref};
 use super::ledger::site_param;
 use super::link::parse_phone;
-use super::{ApiJson, ApiQuery, Bearer, ClientIp};
+use super::{ApiJson, ApiPath, ApiQuery, Bearer, ClientIp};
 use crate::consents::now;
 use crate::error::ApiError;
 use crate::limits::Bucket;
@@ -166,7 +166,7 @@ async fn list_apps(State(state): State<AppState>, bearer: Bearer) -> Result<ApiJ
     Ok(ApiJson(wa.list_apps().await?.iter().map(app_view).collect()))
 }
 
-async fn remove_app(State(state): State<AppState>, bearer: Bearer, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove_app(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     global_admin(&bearer)?;
     let wa = apps::tables(&state.store)?;
     if !wa.remove_app(&id).await? {
@@ -232,7 +232,7 @@ async fn list_numbers(State(state): State<AppState>, bearer: Bearer) -> Result<A
     Ok(ApiJson(views))
 }
 
-async fn remove_number(State(state): State<AppState>, bearer: Bearer, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove_number(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     bearer.require(Role::Admin, None)?;
     let id = PhoneNumberId::parse(&id).map_err(|e| ApiError::invalid("invalid_phone_number_id", e.to_string()))?;
     let wa = apps::tables(&state.store)?;
@@ -273,14 +273,14 @@ struct SetOptOut {
     reply: Option<String>,
 }
 
-async fn show_opt_out(State(state): State<AppState>, bearer: Bearer, Path(key): Path<String>) -> Result<ApiJson<OptOutView>, ApiError> {
+async fn show_opt_out(State(state): State<AppState>, bearer: Bearer, ApiPath(key): ApiPath<String>) -> Result<ApiJson<OptOutView>, ApiError> {
     let site = site_for(&state, &key).await?;
     bearer.require(Role::Admin, Some(&site))?;
     let wa = apps::tables(&state.store)?;
     Ok(ApiJson(opt_out_view(&site, &wa.opt_out_settings(&site.id).await?)))
 }
 
-async fn set_opt_out(State(state): State<AppState>, bearer: Bearer, Path(key): Path<String>, ApiJson(body): ApiJson<SetOptOut>) -> Result<ApiJson<OptOutView>, ApiError> {
+async fn set_opt_out(State(state): State<AppState>, bearer: Bearer, ApiPath(key): ApiPath<String>, ApiJson(body): ApiJson<SetOptOut>) -> Result<ApiJson<OptOutView>, ApiError> {
     let site = site_for(&state, &key).await?;
     bearer.require(Role::Admin, Some(&site))?;
     let keywords = match body.keywords {
@@ -336,7 +336,7 @@ struct PurposeLine {
 
 /// Has the person written to the site in the last 24 hours (and until when may the
 /// business answer freely), next to their consent per purpose. Auditors and admins.
-async fn window(State(state): State<AppState>, bearer: Bearer, Path(phone): Path<String>, ApiQuery(q): ApiQuery<WindowQuery>) -> Result<ApiJson<WindowAnswer>, ApiError> {
+async fn window(State(state): State<AppState>, bearer: Bearer, ApiPath(phone): ApiPath<String>, ApiQuery(q): ApiQuery<WindowQuery>) -> Result<ApiJson<WindowAnswer>, ApiError> {
     let site = site_param(&state, &bearer, Role::Auditor, q.site.as_deref()).await?;
     let phone = parse_phone(&state.settings, Some(&phone), q.region.as_deref())?;
     let wa = apps::tables(&state.store)?;

@@ -2,13 +2,14 @@
 //! `GET /widget/{file}` (content-hashed glue and wasm, cached for a year).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::assets::LOADER;
 use crate::error::ApiError;
+use crate::http::ApiPath;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -36,7 +37,7 @@ async fn loader(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn file(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn file(State(state): State<AppState>, headers: HeaderMap, ApiPath(name): ApiPath<String>) -> Result<Response, ApiError> {
     match state.assets.get(&name).filter(|_| name != LOADER) {
         Some(asset) => Ok(asset.respond(&headers, "public, max-age=31536000, immutable")),
         None => Err(ApiError::NotFound(format!("no widget file {:?}", name.chars().take(80).collect::<String>()))),
