@@ -496,6 +496,19 @@ async fn path_segments_that_are_not_utf8_get_a_json_400_naming_the_part() {
     }
 }
 
+/// A query value that is not UTF-8 once percent-decoded is refused naming the parameter,
+/// not turned into U+FFFD in the link.
+#[tokio::test]
+async fn query_values_that_are_not_utf8_are_refused_naming_the_parameter() {
+    let server = Server::start().unwrap();
+    let (status, body) = get_json(&server.at("/v1/link?phone=%2B393331234567&text=Ciao%FF")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_query")), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.starts_with("text ")), "{body}");
+    // Valid percent-encoded UTF-8 still goes through byte for byte.
+    let (status, body) = get_json(&server.at("/v1/link?phone=%2B393331234567&text=Caf%C3%A9")).await;
+    assert_eq!((status, body["url"].as_str()), (200, Some("https://wa.me/393331234567?text=Caf%C3%A9")), "{body}");
+}
+
 #[test]
 fn cornetta_qr_writes_png_and_svg_files_offline() {
     let dir = tempfile::tempdir().unwrap();

@@ -107,7 +107,9 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// `Query` whose rejections use our error shape.
+/// `Query` whose rejections use our error shape. A value that is not UTF-8 once
+/// percent-decoded (`text=%FF`) is refused naming its parameter: axum's `Query` would put
+/// U+FFFD in its place, so a link or QR code would silently carry other text than was sent.
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
 
@@ -119,6 +121,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(query) = parts.uri.query()
+            && let Some(pair) = query.split('&').find(|pair| percent_encoding::percent_decode_str(pair).decode_utf8().is_err())
+        {
+            let name = pair.split('=').next().unwrap_or_default();
+            let name = crate::consents::clip(&percent_encoding::percent_decode_str(name).decode_utf8_lossy(), 64);
+            return Err(ApiError::invalid("invalid_query", format!("{name} is not UTF-8 once percent-decoded")));
+        }
         let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(Self(value))
     }
