@@ -267,6 +267,17 @@ async fn consents_from_other_origins_or_without_one_are_refused_and_nothing_is_s
     assert_eq!((status, error["error"]["code"].as_str()), (403, Some("origin_not_allowed")), "{error}");
     let (status, error) = post_consent(&server, None, &body).await;
     assert_eq!((status, error["error"]["code"].as_str()), (403, Some("origin_missing")), "{error}");
+    // An Origin that is not ASCII is still an origin, and not an allowed one.
+    let response = client()
+        .post(server.at("/v1/consents"))
+        .header("origin", reqwest::header::HeaderValue::from_bytes(b"http://caf\xc3\xa9.example").unwrap())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "origin_not_allowed", "{error}");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("http://café.example")), "{error}");
     let auditor = server.token("auditor");
     let (_, page) = list_consents(&server, &auditor, "").await;
     assert!(page["events"].as_array().unwrap().is_empty(), "{page}");

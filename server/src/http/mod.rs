@@ -234,7 +234,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned)))
+        // Not `to_str`: an Origin with bytes beyond ASCII would read as no Origin at all and be
+        // told it has none; read lossily, it is refused as the origin it is (allowed origins
+        // are ASCII, international names in punycode).
+        Ok(Self(parts.headers.get(header::ORIGIN).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())))
     }
 }
 
