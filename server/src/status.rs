@@ -156,24 +156,28 @@ pub struct PersonStatus {
     pub purposes: Vec<PurposeStatus>,
 }
 
-/// Looks up the events of `phone` at `site` and derives its status at `at`.
+/// Looks up the events of `phone` at `site` and derives its status at `at`. A number with
+/// `MAX_PERSON_EVENTS` or more events there gets 409 `too_many_events`, naming the export.
 pub async fn of_phone(
     store: &crate::store::DynStore,
     keys: &crate::keys::Keyring,
     site: &crate::store::Site,
     phone: &cornetta_shared::PhoneNumber,
     at: Timestamp,
-) -> crate::store::StoreResult<PersonStatus> {
+) -> Result<PersonStatus, crate::error::ApiError> {
     let found = store.person_events(&site.id, &keys.phone_lookup(phone)).await?;
     // The stores return at most this many, the oldest first: a status derived from a cut-off
     // history could miss the withdrawal that ends a consent, so none is derived.
     if found.events.len() >= crate::store::MAX_PERSON_EVENTS as usize {
-        return Err(crate::store::StoreError::Conflict(format!(
-            "this number has {} or more consent events at this site, more than a status is derived from; \
-             read them all with GET /v1/consents/export?site={}&phone=…",
-            crate::store::MAX_PERSON_EVENTS,
-            site.key
-        )));
+        return Err(crate::error::ApiError::conflict(
+            "too_many_events",
+            format!(
+                "this number has {} or more consent events at this site, more than a status is derived from; \
+                 read them all with GET /v1/consents/export?site={}&phone=…",
+                crate::store::MAX_PERSON_EVENTS,
+                site.key
+            ),
+        ));
     }
     let purposes = derive(&found.events, &found.subjects, at);
     Ok(PersonStatus { subjects: found.subjects, events: found.events, purposes })

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cornetta_server::consents::{new_event_id, new_reference, now};
+use cornetta_server::error::ApiError;
 use cornetta_server::ledger;
 use cornetta_server::store::{DatabaseUrl, DynStore, EventFilter, LogPosition, NewEvent, NewToken, Role, Site, StoreError, StoredEvent, Subject};
 use cornetta_shared::{Action, EventId, Lang, Method, PhoneNumber, Purpose, Reference};
@@ -317,7 +318,7 @@ async fn a_status_is_refused_rather_than_derived_from_a_cut_off_history(db: &mut
     assert!(found.purposes.iter().any(|p| p.purpose == Purpose::Utility && p.consented));
     append_concurrently(&db.store, more(1)).await;
     match cornetta_server::status::of_phone(&db.store, &keys, &shop, &phone, now()).await {
-        Err(StoreError::Conflict(message)) => assert!(message.contains("export"), "{message}"),
+        Err(ApiError::Conflict { code, message }) => assert!(code == "too_many_events" && message.contains("export"), "{code}: {message}"),
         other => panic!("at the cap a status must be refused, got {:?}", other.map(|f| f.events.len())),
     }
 }
