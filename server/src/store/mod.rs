@@ -4,6 +4,7 @@
 //! them (the SQL schema refuses both with triggers). The only mutable rows are
 //! configuration (sites, tokens) and subject keys, which erasure destroys (GDPR Art. 17).
 
+pub mod export;
 pub mod postgres;
 pub mod sqlite;
 mod postgres_studio;
@@ -20,6 +21,8 @@ use cornetta_shared::api::NoticePurpose;
 use cornetta_shared::consent::UnknownName;
 use cornetta_shared::{Action, EventId, Lang, Method, NoticeId, PhoneNumber, Purpose, Reference, SiteKey};
 use jiff::Timestamp;
+
+pub use export::{ExportBatch, ExportEvent, ExportRow};
 
 /// A shared handle on the chosen store.
 pub type DynStore = Arc<dyn Store>;
@@ -351,14 +354,6 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
-/// An event for an export, with its subject's wrapped key (`None` once erased) so that
-/// a million rows need no per-row subject lookup.
-#[derive(Debug, Clone)]
-pub struct ExportRow {
-    pub event: StoredEvent,
-    pub wrapped_key: Option<Vec<u8>>,
-}
-
 /// What [`Store::person_events`] finds.
 #[derive(Debug, Clone, Default)]
 pub struct PersonEvents {
@@ -441,7 +436,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn person_events(&self, site_id: &str, lookup: &str) -> StoreResult<PersonEvents>;
     /// Events matching `filter` in id order with their subjects' wrapped keys, streamed
     /// from the database cursor in constant memory (exports).
-    fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>>;
+    fn export_events(&self, filter: EventFilter) -> RowStream<ExportBatch>;
     /// The QR studio's tables (campaigns, scans, console sessions), when this backend has them.
     fn studio(&self) -> Option<&dyn studio::StudioStore> {
         None

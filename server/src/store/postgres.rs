@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sqlite::{forward_batches, spawn_stream};
 use super::{
-    EventFilter, ExportRow, NewEvent, NewNotice, NewSite, NewToken, Notice, PersonEvents, RawEvent, RowStream, Site, StoreError,
+    EventFilter, ExportBatch, ExportRow, NewEvent, NewNotice, NewSite, NewToken, Notice, PersonEvents, RawEvent, RowStream, Site, StoreError,
     StoreResult, StoredCheckpoint, StoredEvent, Subject, TokenInfo,
 };
 use crate::ledger;
@@ -626,9 +626,10 @@ impl super::Store for PostgresStore {
         Ok(PersonEvents { subjects, events: rows.iter().map(event_from_row).collect::<StoreResult<_>>()? })
     }
 
-    fn export_events(&self, filter: EventFilter) -> RowStream<Vec<ExportRow>> {
+    fn export_events(&self, filter: EventFilter) -> RowStream<ExportBatch> {
+        use futures::StreamExt;
         let pool = self.pool.clone();
-        spawn_stream(move |tx| async move {
+        let rows: RowStream<Vec<ExportRow>> = spawn_stream(move |tx| async move {
             let mut query = QueryBuilder::<Postgres>::new(concat!(
                 "SELECT ",
                 pg_event_columns!(),
@@ -639,7 +640,8 @@ impl super::Store for PostgresStore {
             let rows = query.build().fetch(&pool);
             let parse = |row: &PgRow| -> StoreResult<ExportRow> { Ok(ExportRow { event: event_from_row(row)?, wrapped_key: row.try_get("subject_key")? }) };
             forward_batches(rows, parse, tx).await;
-        })
+        });
+        rows.map(|batch| batch.map(ExportBatch::parsed)).boxed()
     }
     fn whatsapp(&self) -> Option<&dyn super::whatsapp::WhatsappStore> {
         Some(self)
