@@ -537,6 +537,26 @@ async fn events_filter_by_site_person_reference_purpose_action_and_time(db: &mut
     }
 }
 
+/// A person can confirm any number of web grants: a filter naming more references or
+/// subjects than SQLite binds variables (32,766) still finds the events.
+async fn a_filter_with_tens_of_thousands_of_references_still_finds_the_events(db: &mut TestStore) {
+    let shop = site(&db.store, "Many References Shop").await;
+    let wanted = db.store.append(grant(&db.store, &shop, new_reference()).await).await.expect("the grant");
+    let mut references: Vec<Reference> = (0..40_000).map(|_| new_reference()).collect();
+    references.push(wanted.reference.clone());
+    let mut subjects: Vec<String> = (0..40_000).map(|i| format!("sub_{i:032x}")).collect();
+    subjects.push(wanted.subject_id.clone());
+    let by_reference = EventFilter { site_id: Some(shop.id.clone()), references: Some(references.clone()), subjects: Some(Vec::new()), ..EventFilter::default() };
+    let found = db.store.events(&by_reference, 10).await.expect("events by 40,001 references");
+    assert_eq!(found.iter().map(|e| &e.id).collect::<Vec<_>>(), [&wanted.id]);
+    let by_subject = EventFilter { site_id: Some(shop.id.clone()), subjects: Some(subjects), ..EventFilter::default() };
+    let found = db.store.events(&by_subject, 10).await.expect("events by 40,001 subjects");
+    assert_eq!(found.iter().map(|e| &e.id).collect::<Vec<_>>(), [&wanted.id]);
+    // And a short list, bound one variable each, still does too.
+    let short = EventFilter { site_id: Some(shop.id.clone()), references: Some(references[39_990..].to_vec()), ..EventFilter::default() };
+    assert_eq!(db.store.events(&short, 10).await.expect("events by 11 references").len(), 1);
+}
+
 async fn events_page_in_log_order_after_a_cursor(db: &mut TestStore) {
     let shop = site(&db.store, "Paging Shop").await;
     let other = site(&db.store, "Other Paging Shop").await;
@@ -666,6 +686,7 @@ conformance!(
     an_event_of_an_unknown_site_is_refused_alone,
     consent_events_refuse_raw_updates_and_deletes,
     events_filter_by_site_person_reference_purpose_action_and_time,
+    a_filter_with_tens_of_thousands_of_references_still_finds_the_events,
     events_page_in_log_order_after_a_cursor,
     an_event_that_commits_after_a_later_id_is_not_skipped_by_the_cursor,
     a_log_longer_than_one_read_chunk_is_read_whole_and_in_order,

@@ -846,6 +846,9 @@ impl rusqlite::ToSql for Param {
     }
 }
 
+/// Lists of subjects or references up to this long are bound one variable each.
+const INLINE_LIST: usize = 1_000;
+
 /// `filter`'s conditions on `consent_events` as SQL (each `AND …`, with `?` placeholders) and
 /// the values for them in order: the same text for both SQLite drivers.
 pub(crate) fn filter_sql(filter: &EventFilter) -> (String, Vec<Param>) {
@@ -857,7 +860,18 @@ pub(crate) fn filter_sql(filter: &EventFilter) -> (String, Vec<Param>) {
     }
     let subjects = filter.subjects.as_deref().filter(|s| !s.is_empty());
     let references = filter.references.as_deref().filter(|r| !r.is_empty());
-    let placeholders = |n: usize| vec!["?"; n].join(", ");
+    // SQLite refuses more than 32,766 bound variables, and a number can confirm any count of
+    // web grants: a long list goes as one JSON array, short ones (nearly every request) as
+    // plain placeholders.
+    let mut list = |sql: &mut String, column: &str, values: Vec<String>| {
+        if values.len() <= INLINE_LIST {
+            sql.push_str(&format!(" OR {column} IN ({})", vec!["?"; values.len()].join(", ")));
+            params.extend(values.into_iter().map(Param::Text));
+        } else {
+            sql.push_str(&format!(" OR {column} IN (SELECT value FROM json_each(?))"));
+            params.push(Param::Text(serde_json::Value::from(values).to_string()));
+        }
+    };
     match (subjects, references) {
         (None, None) if filter.subjects.is_some() || filter.references.is_some() => {
             // Asked for a person nobody knows: nothing matches.
@@ -867,12 +881,10 @@ pub(crate) fn filter_sql(filter: &EventFilter) -> (String, Vec<Param>) {
         (subjects, references) => {
             sql.push_str(" AND (0 = 1");
             if let Some(subjects) = subjects {
-                sql.push_str(&format!(" OR subject_id IN ({})", placeholders(subjects.len())));
-                params.extend(subjects.iter().map(|s| Param::Text(s.clone())));
+                list(&mut sql, "subject_id", subjects.to_vec());
             }
             if let Some(references) = references {
-                sql.push_str(&format!(" OR reference IN ({})", placeholders(references.len())));
-                params.extend(references.iter().map(|r| Param::Text(r.as_str().to_owned())));
+                list(&mut sql, "reference", references.iter().map(|r| r.as_str().to_owned()).collect());
             }
             sql.push(')');
         }
