@@ -136,7 +136,6 @@ fn withdrawal_of(granted: &StoredEvent) -> NewEvent {
     }
 }
 
-/// Every event of every site, in id order.
 /// Appends every event at once, one task each (so the store's writer batches them); all must
 /// succeed. What each append returned, in the order given.
 async fn append_concurrently(store: &DynStore, events: Vec<NewEvent>) -> Vec<StoredEvent> {
@@ -154,6 +153,7 @@ async fn append_concurrently(store: &DynStore, events: Vec<NewEvent>) -> Vec<Sto
     returned
 }
 
+/// Every event of every site, in log order.
 async fn all_events(store: &DynStore) -> Vec<StoredEvent> {
     store.events(&EventFilter::default(), 100_000).await.expect("events")
 }

@@ -408,7 +408,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Appends one event, durably: when this returns `Ok`, the event is committed.
     /// A second `granted` with a reference already used at that site is a `Conflict`.
     async fn append(&self, event: NewEvent) -> StoreResult<StoredEvent>;
-    /// Events matching `filter` in id order, at most `limit`.
+    /// Events matching `filter` in log order (`LogPosition`: site by site, each by seq), at
+    /// most `limit`.
     async fn events(&self, filter: &EventFilter, limit: u32) -> StoreResult<Vec<StoredEvent>>;
     /// The `granted` event of a reference at a site.
     async fn grant_by_reference(&self, site_id: &str, reference: &Reference) -> StoreResult<Option<StoredEvent>>;
@@ -434,7 +435,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// consent: their subject's events and those carrying a reference confirmed to them,
     /// in `seq` order (status lookups; see `status::derive`).
     async fn person_events(&self, site_id: &str, lookup: &str) -> StoreResult<PersonEvents>;
-    /// Events matching `filter` in id order with their subjects' wrapped keys, streamed
+    /// Events matching `filter` in log order with their subjects' wrapped keys, streamed
     /// from the database cursor in constant memory (exports).
     fn export_events(&self, filter: EventFilter) -> RowStream<ExportBatch>;
     /// The QR studio's tables (campaigns, scans, console sessions), when this backend has them.
