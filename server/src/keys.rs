@@ -113,15 +113,7 @@ impl SubjectKey {
     /// [`open`](Self::open) into `plain`, whose allocation is reused (an export opens a
     /// million): false, and `plain` empty, when it does not open.
     pub fn open_into(&self, sealed: &[u8], aad: &[u8], plain: &mut Vec<u8>) -> bool {
-        plain.clear();
-        let Some((nonce, body)) = sealed.split_first_chunk::<NONCE_LEN>() else { return false };
-        plain.extend_from_slice(body);
-        let cipher = XChaCha20Poly1305::new(self.0.expose_secret().into());
-        let opened = cipher.decrypt_in_place(&XNonce::from(*nonce), aad, plain).is_ok();
-        if !opened {
-            plain.clear();
-        }
-        opened
+        open_into(self.0.expose_secret(), sealed, aad, plain)
     }
 }
 
@@ -143,13 +135,21 @@ fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
 }
 
 fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
-    if sealed.len() < NONCE_LEN {
-        return None;
+    let mut plain = Vec::new();
+    open_into(key, sealed, aad, &mut plain).then_some(plain)
+}
+
+/// Opens `nonce || ciphertext` into `plain` (its allocation reused): false, and `plain`
+/// empty, when it does not open.
+fn open_into(key: &[u8; 32], sealed: &[u8], aad: &[u8], plain: &mut Vec<u8>) -> bool {
+    plain.clear();
+    let Some((nonce, body)) = sealed.split_first_chunk::<NONCE_LEN>() else { return false };
+    plain.extend_from_slice(body);
+    let opened = XChaCha20Poly1305::new(key.into()).decrypt_in_place(&XNonce::from(*nonce), aad, plain).is_ok();
+    if !opened {
+        plain.clear();
     }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
-    let cipher = XChaCha20Poly1305::new(key.into());
-    cipher.decrypt(&XNonce::from(nonce), chacha20poly1305::aead::Payload { msg: body, aad }).ok()
+    opened
 }
 
 /// Reads a 32-byte secret stored as hex, or creates one.
