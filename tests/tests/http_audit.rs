@@ -312,6 +312,11 @@ async fn the_admin_api_erases_and_other_roles_may_not() {
     assert_eq!(response.status(), 404);
     let (_, report) = shop.get(&format!("/v1/ledger/verify?site={}", shop.site), &shop.auditor).await;
     assert_eq!(report["ok"], true, "{report}");
+    // The erasure is logged, inside the request's span; the number in the path is not.
+    let log = shop.server.log();
+    assert!(log.contains("subject erased"), "{log}");
+    assert!(log.contains("/v1/subjects/{phone}/erase"), "the span names the route: {log}");
+    assert!(!log.contains(&PHONE[1..]), "the server log contains the erased number:\n{log}");
 }
 
 #[tokio::test]

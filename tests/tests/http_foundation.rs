@@ -339,6 +339,25 @@ async fn bad_consent_bodies_get_json_errors_and_store_nothing() {
     }
     let response = client().post(server.at("/v1/consents")).header("origin", ORIGIN).body(good.to_string()).send().await.unwrap();
     assert_eq!(response.status(), 415, "no content type");
+    // A compressed body is refused whole (RFC 7694), not read as its compressed bytes.
+    for encoding in ["gzip", "br, gzip"] {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gzip, good.to_string().as_bytes()).unwrap();
+        let response = client()
+            .post(server.at("/v1/consents"))
+            .header("origin", ORIGIN)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(gzip.finish().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{encoding}");
+        assert_eq!(response.headers().get("accept-encoding").and_then(|v| v.to_str().ok()), Some("identity"));
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "unsupported_media_type", "{error}");
+        assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("Content-Encoding")), "{error}");
+    }
     let auditor = server.token("auditor");
     let (_, page) = list_consents(&server, &auditor, "").await;
     assert!(page["events"].as_array().unwrap().is_empty(), "nothing stored: {page}");

@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, OptionalFromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -60,14 +60,21 @@ pub fn app(state: AppState) -> Router {
         .merge(public)
         .fallback(not_found)
         .layer(axum::middleware::map_response(method_not_allowed))
+        .layer(axum::middleware::from_fn(refuse_encoded_bodies))
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // The path only: query strings may carry phone numbers.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span every log line of a request carries: its method and the route it matched, as
+/// written in the router (`/v1/subjects/{phone}/status`), never the path itself. Paths
+/// carry phone numbers (status, erasure) and query strings more; an unknown path is not
+/// logged at all, since it may be anything a client typed.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request.extensions().get::<MatchedPath>().map_or("(no route)", MatchedPath::as_str);
+    tracing::info_span!("request", method = %request.method(), route)
 }
 
 async fn not_found() -> ApiError {
@@ -82,6 +89,25 @@ async fn method_not_allowed(response: Response) -> Response {
         return response;
     }
     ApiError::MethodNotAllowed("this route does not take that method; the Allow header lists the ones it does".into()).into_response()
+}
+
+/// A body sent with a `Content-Encoding` (gzip, br, …) would be read as its compressed
+/// bytes: refused whole, 415 with `Accept-Encoding: identity` (RFC 7694), before any handler
+/// sees it. Nothing Cornetta serves compresses what it sends, and a signed webhook is
+/// signed over the bytes as sent.
+async fn refuse_encoded_bodies(request: Request, next: axum::middleware::Next) -> Response {
+    let encoding = request.headers().get(header::CONTENT_ENCODING).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
+    match encoding {
+        Some(encoding) if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") => {
+            let shown: String = encoding.chars().take(40).collect();
+            let mut response =
+                ApiError::UnsupportedMediaType(format!("request bodies are read as sent: Content-Encoding {shown:?} is not accepted; send the body uncompressed"))
+                    .into_response();
+            response.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            response
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// `Json` whose rejections use our error shape.
