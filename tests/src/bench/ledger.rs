@@ -283,6 +283,8 @@ async fn status_bench(server: &Server, auditor: &str, site: &str, persons: u64, 
     }
     let per_client = total / clients;
     let deadline = Instant::now() + Duration::from_secs(120);
+    let server_pid = server.pid().context("the server's pid")?;
+    let cpu_before = (cpu_seconds(&server_pid.to_string()), cpu_seconds("self"));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -323,18 +325,58 @@ async fn status_bench(server: &Server, auditor: &str, site: &str, persons: u64, 
         all.extend(t.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = (cpu_seconds(&server_pid.to_string()), cpu_seconds("self"));
     all.sort_unstable();
+    let rate = all.len() as f64 / elapsed;
     println!(
         "status: {} lookups at {} clients over HTTP in {:.1} s ({:.0}/s): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         all.len(),
         clients,
         elapsed,
-        all.len() as f64 / elapsed,
+        rate,
         percentile(&all, 0.50).as_secs_f64() * 1e3,
         percentile(&all, 0.99).as_secs_f64() * 1e3,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+    // What bounds these figures on this machine. With `clients` requests always in flight,
+    // the mean latency is clients / rate (Little's law), so a p99 of 5 ms needs at least
+    // clients / 5 ms lookups/s; and the CPU each lookup costs, server and client together,
+    // caps the rate at cores / cost.
+    if let ((Some(server0), Some(client0)), (Some(server1), Some(client1))) = (cpu_before, cpu_after) {
+        let n = all.len().max(1) as f64;
+        let (server_us, client_us) = ((server1 - server0) / n * 1e6, (client1 - client0) / n * 1e6);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        println!(
+            "status: CPU per lookup: server {server_us:.0} µs, bench client {client_us:.0} µs; {cores} cores cap the rate at {:.0}/s; \
+             a p99 of 5 ms at {clients} clients needs at least {:.0}/s",
+            cores / ((server_us + client_us) / 1e6),
+            clients as f64 / 0.005
+        );
+    }
     Ok(())
+}
+
+/// User plus system CPU time of a process (`self` or a pid) so far, in seconds.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is
+    // field 3, utime and stime fields 14 and 15 (clock ticks).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// Peak resident memory of a process so far (VmHWM), in MB.
