@@ -30,7 +30,7 @@ use crate::{Server, client, repo_root};
 /// Installed before the page's own scripts: records long tasks, layout shifts, when the
 /// launcher appears, the first click and when the panel is open after it.
 const PROBE: &str = r#"(function () {
-  var m = window.__bench = { longTasks: [], cls: 0, shifts: 0, launcher: null, launcherFrame: null, ready: null, click: null, open: null };
+  var m = window.__bench = { longTasks: [], cls: 0, shifts: 0, shiftList: [], launcher: null, launcherFrame: null, ready: null, click: null, open: null };
   try {
     new PerformanceObserver(function (list) {
       list.getEntries().forEach(function (e) {
@@ -39,9 +39,42 @@ const PROBE: &str = r#"(function () {
       });
     }).observe({ type: "longtask", buffered: true });
   } catch (e) { m.noLongTask = String(e); }
+  // Long animation frames name the scripts that ran in them (diagnostics for long tasks).
+  m.frames = [];
   try {
     new PerformanceObserver(function (list) {
-      list.getEntries().forEach(function (e) { if (!e.hadRecentInput) { m.cls += e.value; m.shifts += 1; } });
+      list.getEntries().forEach(function (f) {
+        if (f.duration <= 50) return;
+        var render = f.renderStart ? Math.round(f.startTime + f.duration - f.renderStart) : 0;
+        var layout = f.styleAndLayoutStart ? Math.round(f.startTime + f.duration - f.styleAndLayoutStart) : 0;
+        var scripts = (f.scripts || []).map(function (s) {
+          var src = (s.sourceURL || "").replace(/^.*\//, "") || "?";
+          return src + " " + s.invokerType + " " + Math.round(s.duration) + " ms (forced layout " + Math.round(s.forcedStyleAndLayoutDuration) + ")";
+        });
+        m.frames.push("frame at " + Math.round(f.startTime) + " ms, " + Math.round(f.duration) + " ms (blocking " + Math.round(f.blockingDuration) + "; rendering " + render + ", style+layout " + layout + "); scripts: " + (scripts.join("; ") || "none"));
+      });
+    }).observe({ type: "long-animation-frame", buffered: true });
+  } catch (e) { m.frames.push("no long-animation-frame: " + e); }
+  try {
+    new PerformanceObserver(function (list) {
+      list.getEntries().forEach(function (e) {
+        if (e.hadRecentInput) return;
+        m.cls += e.value;
+        m.shifts += 1;
+        // What moved: inside the widget (its host or its shadow tree) or the page's own.
+        var moved = (e.sources || []).map(function (s) {
+          var n = s.node;
+          if (!n) return "(a node since removed)";
+          var host = n.getRootNode && n.getRootNode().host;
+          var inWidget = n.nodeName === "CORNETTA-WIDGET" || (host && host.nodeName === "CORNETTA-WIDGET");
+          var el = n.nodeType === 1 ? n : n.parentElement;
+          var name = el ? el.nodeName.toLowerCase() + (el.id ? '#' + el.id : "") + (el.getAttribute("data-testid") ? "[" + el.getAttribute("data-testid") + "]" : "") : n.nodeName;
+          var a = s.previousRect, b = s.currentRect;
+          var how = a && b ? " by (" + Math.round(b.x - a.x) + ", " + Math.round(b.y - a.y) + ") px, " + Math.round(a.width) + "x" + Math.round(a.height) + " to " + Math.round(b.width) + "x" + Math.round(b.height) : "";
+          return (inWidget ? "widget " : "page ") + name + how;
+        });
+        m.shiftList.push({ value: e.value, start: e.startTime, moved: moved.join(", ") });
+      });
     }).observe({ type: "layout-shift", buffered: true });
   } catch (e) { m.noLayoutShift = String(e); }
   function root() { var h = document.querySelector("cornetta-widget"); return h && h.shadowRoot; }
@@ -83,6 +116,10 @@ struct Visit {
     click_to_open_ms: f64,
     long_tasks: Vec<(f64, String)>,
     cls: f64,
+    /// Each layout shift: its score and what moved (the widget's nodes or the page's).
+    shifts: Vec<(f64, String)>,
+    /// Animation frames over 50 ms, with the scripts that ran in them.
+    frames: Vec<String>,
 }
 
 pub async fn run(runs: usize) -> anyhow::Result<()> {
@@ -120,6 +157,7 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
     let mut hover = Vec::new();
     let mut cold = Vec::new();
     let mut warm = Vec::new();
+    let mut control = Vec::new();
     for i in 0..runs {
         eprint!("\rrun {}/{runs} …", i + 1);
         let _ = std::io::stderr().flush();
@@ -127,6 +165,7 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
         let (c, w) = first_clicks(&shop, &server.url).await.context("first-click visits")?;
         cold.push(c);
         warm.push(w);
+        control.push(control_visit(&shop).await.context("control visit without the widget")?);
     }
     eprintln!();
 
@@ -164,6 +203,24 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
     for (duration, when) in long_tasks.iter().take(10) {
         println!("  long task {duration:.0} ms {when}");
     }
+    if !long_tasks.is_empty() {
+        for frame in all.iter().flat_map(|v| &v.frames).take(10) {
+            println!("  {frame}");
+        }
+    }
+    for (value, what) in all.iter().flat_map(|v| &v.shifts).take(10) {
+        println!("  layout shift {value:.4} {what}");
+    }
+    // The same page in the same browser with widget.js blocked: what the page and the
+    // browser cost on their own, to read the two rows above against.
+    let control_tasks: Vec<f64> = control.iter().flat_map(|c| &c.0).copied().filter(|d| *d > 50.0).collect();
+    let control_cls = control.iter().map(|c| c.1).fold(0.0, f64::max);
+    println!(
+        "{:<52} {:>18}",
+        "without the widget: long tasks > 50 ms (all visits)",
+        format!("{} (max {:.0} ms)", control_tasks.len(), control_tasks.iter().copied().fold(0.0, f64::max))
+    );
+    println!("{:<52} {:>18}", "without the widget: layout shift (max of visits)", format!("{control_cls:.4}"));
     Ok(())
 }
 
@@ -184,6 +241,30 @@ async fn first_clicks(shop: &str, api: &str) -> anyhow::Result<(Visit, Visit)> {
         let cold = measure(&browser, shop, api, Mode::FirstClick).await?;
         let warm = measure(&browser, &format!("{shop}?again"), api, Mode::FirstClick).await?;
         anyhow::Ok((cold, warm))
+    }
+    .await;
+    browser.close().await;
+    result
+}
+
+/// The shop page with widget.js blocked (CDP `Network.setBlockedURLs`), kept open as long
+/// as a hover-then-click visit takes: its long tasks (durations) and layout shift score.
+async fn control_visit(shop: &str) -> anyhow::Result<(Vec<f64>, f64)> {
+    let browser = Browser::start().await?;
+    let result = async {
+        browser.before_each_page(PROBE).await?;
+        browser.cdp("Network.enable", serde_json::json!({})).await?;
+        browser.cdp("Network.setBlockedURLs", serde_json::json!({ "urls": ["*/widget.js*", "*/widget/*"] })).await?;
+        let c = &browser.client;
+        c.goto(shop).await?;
+        browser.wait_for_js("return document.readyState === 'complete';", Duration::from_secs(15)).await?;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let m = c.execute("return window.__bench;", vec![]).await?;
+        if !m["launcher"].is_null() || c.execute("return !!document.querySelector('cornetta-widget');", vec![]).await? == Value::Bool(true) {
+            bail!("the control visit still loaded the widget");
+        }
+        let tasks = m["longTasks"].as_array().into_iter().flatten().map(|t| num(&t["duration"])).collect();
+        anyhow::Ok((tasks, num(&m["cls"])))
     }
     .await;
     browser.close().await;
@@ -261,10 +342,27 @@ async fn measure(browser: &Browser, url: &str, api: &str, mode: Mode) -> anyhow:
             } else {
                 "elsewhere"
             };
-            (duration, format!("at {start:.0} ms, {phase}; {mode:?} visit"))
+            // Chromium's attribution: "self" (this frame's own script or rendering work),
+            // "unknown", or another frame; and the container, when a frame is named.
+            let by = [t["name"].as_str().unwrap_or(""), t["container"].as_str().unwrap_or("")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
+            (duration, format!("at {start:.0} ms, {phase}; {mode:?} visit; attributed to {}", if by.is_empty() { "?" } else { &by }))
         })
         .collect();
     v.cls = num(&m["cls"]);
+    v.frames = m["frames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()).map(|f| format!("{f} ({mode:?} visit)")).collect();
+    v.shifts = m["shiftList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (num(&e["value"]), format!("at {:.0} ms, {:?} visit; moved: {}", num(&e["start"]), mode, e["moved"].as_str().unwrap_or("?"))))
+        .collect();
+    if !v.shifts.is_empty() {
+        // Whether the page was still being parsed, and when the loader ran.
+        let nav = c.execute("var n = performance.getEntriesByType('navigation')[0]; return [n.domInteractive, n.domContentLoadedEventStart];", vec![]).await?;
+        for shift in &mut v.shifts {
+            shift.1 += &format!("; page parsed at {:.0} ms (DOMContentLoaded {:.0}), loader arrived at {loader_end:.0} ms, launcher in the DOM at {:.0}", num(&nav[0]), num(&nav[1]), num(&m["launcher"]));
+        }
+    }
     let (full, _) = resources(browser, api, |path| path == "/widget.js" || path.starts_with("/widget/")).await?;
     v.full_bytes = full;
     Ok(v)
