@@ -232,27 +232,33 @@ enum Mode {
     FirstClick,
 }
 
-/// A first click on a fresh profile (cold cache), then on a second page view in the same
-/// browser (files from the HTTP cache).
-async fn first_clicks(shop: &str, api: &str) -> anyhow::Result<(Visit, Visit)> {
+/// Runs `run` in a fresh Chromium profile with the probe installed, then closes it.
+async fn in_fresh_browser<T>(run: impl AsyncFnOnce(&Browser) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let browser = Browser::start().await?;
     let result = async {
         browser.before_each_page(PROBE).await?;
-        let cold = measure(&browser, shop, api, Mode::FirstClick).await?;
-        let warm = measure(&browser, &format!("{shop}?again"), api, Mode::FirstClick).await?;
-        anyhow::Ok((cold, warm))
+        run(&browser).await
     }
     .await;
     browser.close().await;
     result
 }
 
+/// A first click on a fresh profile (cold cache), then on a second page view in the same
+/// browser (files from the HTTP cache).
+async fn first_clicks(shop: &str, api: &str) -> anyhow::Result<(Visit, Visit)> {
+    in_fresh_browser(async |browser| {
+        let cold = measure(browser, shop, api, Mode::FirstClick).await?;
+        let warm = measure(browser, &format!("{shop}?again"), api, Mode::FirstClick).await?;
+        Ok((cold, warm))
+    })
+    .await
+}
+
 /// The shop page with widget.js blocked (CDP `Network.setBlockedURLs`), kept open as long
 /// as a hover-then-click visit takes: its long tasks (durations) and layout shift score.
 async fn control_visit(shop: &str) -> anyhow::Result<(Vec<f64>, f64)> {
-    let browser = Browser::start().await?;
-    let result = async {
-        browser.before_each_page(PROBE).await?;
+    in_fresh_browser(async |browser| {
         browser.cdp("Network.enable", serde_json::json!({})).await?;
         browser.cdp("Network.setBlockedURLs", serde_json::json!({ "urls": ["*/widget.js*", "*/widget/*"] })).await?;
         let c = &browser.client;
@@ -264,22 +270,13 @@ async fn control_visit(shop: &str) -> anyhow::Result<(Vec<f64>, f64)> {
             bail!("the control visit still loaded the widget");
         }
         let tasks = m["longTasks"].as_array().into_iter().flatten().map(|t| num(&t["duration"])).collect();
-        anyhow::Ok((tasks, num(&m["cls"])))
-    }
-    .await;
-    browser.close().await;
-    result
+        Ok((tasks, num(&m["cls"])))
+    })
+    .await
 }
 
 async fn visit(shop: &str, api: &str, mode: Mode) -> anyhow::Result<Visit> {
-    let browser = Browser::start().await?;
-    let result = async {
-        browser.before_each_page(PROBE).await?;
-        measure(&browser, shop, api, mode).await
-    }
-    .await;
-    browser.close().await;
-    result
+    in_fresh_browser(async |browser| measure(browser, shop, api, mode).await).await
 }
 
 async fn measure(browser: &Browser, url: &str, api: &str, mode: Mode) -> anyhow::Result<Visit> {
@@ -344,8 +341,8 @@ async fn measure(browser: &Browser, url: &str, api: &str, mode: Mode) -> anyhow:
             };
             // Chromium's attribution: "self" (this frame's own script or rendering work),
             // "unknown", or another frame; and the container, when a frame is named.
-            let by = [t["name"].as_str().unwrap_or(""), t["container"].as_str().unwrap_or("")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
-            (duration, format!("at {start:.0} ms, {phase}; {mode:?} visit; attributed to {}", if by.is_empty() { "?" } else { &by }))
+            let by: Vec<&str> = [&t["name"], &t["container"]].into_iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).collect();
+            (duration, format!("at {start:.0} ms, {phase}; {mode:?} visit; attributed to {}", if by.is_empty() { "?".to_owned() } else { by.join(" ") }))
         })
         .collect();
     v.cls = num(&m["cls"]);
