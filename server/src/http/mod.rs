@@ -96,18 +96,17 @@ async fn method_not_allowed(response: Response) -> Response {
 /// sees it. Nothing Cornetta serves compresses what it sends, and a signed webhook is
 /// signed over the bytes as sent.
 async fn refuse_encoded_bodies(request: Request, next: axum::middleware::Next) -> Response {
-    let encoding = request.headers().get(header::CONTENT_ENCODING).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
-    match encoding {
-        Some(encoding) if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") => {
-            let shown: String = encoding.chars().take(40).collect();
-            let mut response =
-                ApiError::UnsupportedMediaType(format!("request bodies are read as sent: Content-Encoding {shown:?} is not accepted; send the body uncompressed"))
-                    .into_response();
-            response.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-            response
-        }
-        _ => next.run(request).await,
-    }
+    let refused = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.as_bytes().trim_ascii())
+        .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case(b"identity"))
+        .map(|v| String::from_utf8_lossy(v).chars().take(40).collect::<String>());
+    let Some(shown) = refused else { return next.run(request).await };
+    let mut response =
+        ApiError::UnsupportedMediaType(format!("request bodies are read as sent: Content-Encoding {shown:?} is not accepted; send the body uncompressed")).into_response();
+    response.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    response
 }
 
 /// `Json` whose rejections use our error shape.
