@@ -33,6 +33,9 @@ use crate::ledger;
 /// Most events one group commit takes.
 const MAX_BATCH: usize = 512;
 
+/// Most notices one process keeps in memory (a site has one per language and version).
+const CACHED_NOTICES: usize = 1024;
+
 /// The name PostgreSQL reports when a second grant reuses a reference (the partial unique
 /// index of the migration).
 const ONE_GRANT_PER_REFERENCE: &str = "one_grant_per_reference";
@@ -91,6 +94,10 @@ impl Default for PostgresSettings {
 pub struct PostgresStore {
     pool: PgPool,
     writer: mpsc::Sender<Job>,
+    /// Notices read so far. They never change once published (the migration's
+    /// `notices_are_immutable` trigger refuses updates and deletes), so a copy never goes
+    /// stale, and every consent names one: this saves a round trip per write.
+    notices: std::sync::Mutex<HashMap<NoticeId, Notice>>,
 }
 
 #[derive(Debug)]
@@ -157,7 +164,7 @@ impl PostgresStore {
         let conn = PgConnection::connect_with(&options).await?;
         let (writer, jobs) = mpsc::channel(4096);
         tokio::spawn(run_writer(conn, options, jobs));
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, notices: std::sync::Mutex::default() })
     }
 
     /// The pool, for tools (verification, bench) that read rows directly.
@@ -387,11 +394,23 @@ impl super::Store for PostgresStore {
     }
 
     async fn notice(&self, id: &NoticeId) -> StoreResult<Option<Notice>> {
+        if let Some(notice) = self.notices.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id) {
+            return Ok(Some(notice.clone()));
+        }
         let row = sqlx::query(concat!("SELECT ", notice_columns!(), " FROM notices WHERE id = $1"))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(notice_from_row).transpose()
+        let notice = row.as_ref().map(notice_from_row).transpose()?;
+        // Only what exists: a notice published later must still be found.
+        if let Some(n) = &notice {
+            let mut cached = self.notices.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cached.len() >= CACHED_NOTICES {
+                cached.clear();
+            }
+            cached.insert(n.id.clone(), n.clone());
+        }
+        Ok(notice)
     }
 
     async fn current_notice(&self, site_id: &str, lang: Lang) -> StoreResult<Option<Notice>> {
