@@ -555,6 +555,9 @@ async fn site(command: SiteCommand) -> anyhow::Result<()> {
             };
             let region = region.as_deref().map(Region::parse).transpose().map_err(|e| anyhow::anyhow!("--region: {e}"))?;
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            if crate::http::json_has_nul(text.as_bytes()) {
+                anyhow::bail!("{}: a value holds a NUL character (\\u0000), which no setting may contain; remove it", path.display());
+            }
             let settings: cornetta_shared::widget::WidgetSettings =
                 serde_json::from_str(&text).with_context(|| format!("{} is not valid widget settings JSON (see widget/README.md)", path.display()))?;
             let settings = crate::widget_settings::check(settings, region).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

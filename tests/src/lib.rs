@@ -19,6 +19,7 @@ pub mod bench;
 pub mod load;
 pub mod pg;
 pub mod qr;
+pub mod refusals;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {

@@ -584,3 +584,9 @@ async fn the_first_start_creates_the_database_and_a_default_site_once() {
     let listed = server.cli(&["site", "list"]);
     assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 1);
 }
+
+#[tokio::test]
+async fn nul_characters_get_a_422_and_store_nothing() {
+    let server = Server::start().unwrap();
+    cornetta_tests::refusals::nul_characters_are_refused_and_store_nothing(&server).await;
+}

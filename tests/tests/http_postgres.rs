@@ -82,3 +82,10 @@ fn the_cli_names_the_problem_when_postgres_cannot_be_reached() {
         assert!(!stderr.contains("not yet supported"), "{what}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn nul_characters_get_a_422_and_store_nothing_on_postgres() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = Server::builder().args(["--database-url", db.url.as_str()]).start().unwrap();
+    cornetta_tests::refusals::nul_characters_are_refused_and_store_nothing(&server).await;
+}

@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, OptionalFromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -61,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::map_response(method_not_allowed))
         .layer(axum::middleware::from_fn(refuse_encoded_bodies))
+        .layer(axum::middleware::from_fn(refuse_nul_in_urls))
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
@@ -109,7 +111,41 @@ async fn refuse_encoded_bodies(request: Request, next: axum::middleware::Next) -
     response
 }
 
-/// `Json` whose rejections use our error shape.
+/// What a request holding a NUL character (U+0000) is answered: no Cornetta value may hold
+/// one. PostgreSQL cannot store it in text, and SQLite's `length()` stops at it (so a check
+/// constraint would refuse a name the API had taken): left alone, either store would answer
+/// 500 for something the client sent.
+fn nul_refused(place: &str) -> ApiError {
+    ApiError::invalid("nul_character", format!("the {place} holds a NUL character (U+0000), which no value may contain; remove it"))
+}
+
+/// Whether JSON text holds a NUL character: the escape `\u0000` inside a string (`\\u0000`
+/// is a backslash and "u0000"), or a raw NUL byte (not valid JSON, refused either way).
+pub(crate) fn json_has_nul(json: &[u8]) -> bool {
+    let mut rest = json;
+    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+        if rest.get(at + 1..at + 6) == Some(b"u0000") {
+            return true;
+        }
+        rest = rest.get(at + 2..).unwrap_or_default();
+    }
+    json.contains(&0)
+}
+
+/// Refuses `%00` in the path or query of any route (the console's included), before a
+/// handler could pass it to the store.
+async fn refuse_nul_in_urls(request: Request, next: axum::middleware::Next) -> Response {
+    let uri = request.uri();
+    if uri.path().contains("%00") {
+        return nul_refused("URL's path").into_response();
+    }
+    if uri.query().is_some_and(|q| q.contains("%00")) {
+        return nul_refused("URL's query").into_response();
+    }
+    next.run(request).await
+}
+
+/// `Json` whose rejections use our error shape, and which refuses NUL characters.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -121,7 +157,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        // The bytes first (within the body limit), so that they can be searched once parsed.
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(JsonRejection::from)?;
+        let axum::Json(value) = axum::Json::<T>::from_request(Request::from_parts(parts, axum::body::Body::from(bytes.clone())), state).await?;
+        if json_has_nul(&bytes) {
+            return Err(nul_refused("request body"));
+        }
         Ok(Self(value))
     }
 }
@@ -299,5 +341,22 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
         Ok(Self(ua.map(|ua| crate::consents::clip(ua, crate::consents::MAX_USER_AGENT_CHARS))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_has_nul;
+
+    #[test]
+    fn nul_is_found_as_an_escape_or_a_byte_and_only_there() {
+        // NUL escaped, NUL followed by a digit, NUL after an escaped backslash, a raw NUL byte.
+        for json in [r#"{"name":"\u0000"}"#, r#"{"a":"\u00001"}"#, r#"["\\\u0000"]"#, "{\"a\":\"\0\"}"] {
+            assert!(json_has_nul(json.as_bytes()), "{json}");
+        }
+        // A backslash and "u0000" as text, other control characters, escapes at the very end.
+        for json in [r#"{"name":"Acme"}"#, r#"{"a":"\\u0000"}"#, r#"{"a":"\u0001"}"#, r#"{"a":"\"\\"}"#, r#""\"#] {
+            assert!(!json_has_nul(json.as_bytes()), "{json}");
+        }
     }
 }
