@@ -662,6 +662,13 @@ async fn on_postgresql_the_webhook_confirms_dedupes_and_withdraws_the_same() {
     assert_eq!(window["window"]["last_message_at"], "2025-06-08T21:10:00Z", "the batch came later");
     let (status, _) = env.deliver(&body, Some(&sign(OTHER_SECRET, &body))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A message type PostgreSQL cannot store (a NUL in it) is read as "unknown", not a 500
+    // that Meta would retry for days.
+    let text = String::from_utf8(body.clone()).unwrap();
+    let odd = text.replace(r#""type":"text""#, r#""type":"te\u0000xt""#).replace("wamid.", "wamid.nul");
+    assert_ne!(odd, text);
+    let answer = env.deliver_ok(odd.as_bytes()).await;
+    assert_eq!((answer["messages"].as_u64(), answer["duplicates"].as_u64()), (Some(1), Some(0)), "{answer}");
     env.assert_log_verifies().await;
     env.assert_log_has_no_numbers();
 }

@@ -227,7 +227,12 @@ fn read_message(message: Value, phone_number_id: &PhoneNumberId) -> Option<Messa
     if raw.id.is_empty() || raw.id.len() > MAX_MESSAGE_ID_LEN || raw.id.chars().any(char::is_control) {
         return None;
     }
-    let kind: String = as_string(raw.kind.as_ref()).unwrap_or("unknown").chars().take(40).collect();
+    // Meta's types are short lowercase words (`text`, `button`, `request_welcome`); anything
+    // else is kept as "unknown": the type is stored and logged, and PostgreSQL refuses a NUL.
+    let kind = as_string(raw.kind.as_ref())
+        .filter(|k| !k.is_empty() && k.len() <= 40 && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+        .unwrap_or("unknown")
+        .to_owned();
     let text = if kind == "text" { raw.text.as_ref().and_then(|t| as_string(t.body.as_ref())).map(clip) } else { None };
     let button_text = if kind == "button" { raw.button.as_ref().and_then(|b| as_string(b.text.as_ref())).map(clip) } else { None };
     Some(Message {
@@ -259,6 +264,17 @@ mod tests {
         assert_eq!(m.kind, "text");
         assert_eq!(m.text.as_deref(), Some("Does it come in another color?"));
         assert!(n.skipped.is_empty());
+    }
+
+    #[test]
+    fn a_message_type_that_is_not_a_word_is_kept_as_unknown() {
+        for (kind, kept) in [("text", "text"), ("request_welcome", "request_welcome"), (r"te\u0000xt", "unknown"), ("Text", "unknown"), ("", "unknown"), ("x y", "unknown")] {
+            let body = TEXT.replace(r#""type":"text""#, &format!(r#""type":"{kind}""#));
+            let n = parse(body.as_bytes()).unwrap();
+            assert_eq!(n.messages[0].kind, kept, "{kind}");
+        }
+        let long = TEXT.replace(r#""type":"text""#, &format!(r#""type":"{}""#, "a".repeat(41)));
+        assert_eq!(parse(long.as_bytes()).unwrap().messages[0].kind, "unknown");
     }
 
     #[test]
