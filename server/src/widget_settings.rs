@@ -151,7 +151,7 @@ mod tests {
             (r#"{"agents":[{"name":"","phone":"+393331234567"}]}"#, "agents[].name (agent 1) must be 1 to"),
             (r#"{"agents":[{"name":"Giulia","phone":"12"}]}"#, "agents[0].phone:"),
             (r#"{"hours":{"time_zone":"Mars/Olympus","open":[{"days":["mon"],"from":"09:00","to":"18:00"}]}}"#, "not in the time zone database"),
-            (r#"{"hours":{"time_zone":"Europe/Rome","open":[{"days":["mon"],"from":"18:00","to":"09:00"}]}}"#, "must start before it ends"),
+            (r#"{"hours":{"time_zone":"Europe/Rome","open":[{"days":["mon"],"from":"18:00","to":"18:00"}]}}"#, "must not start and end at the same time"),
             (r#"{"hours":{"time_zone":"Europe/Rome","open":[{"days":[],"from":"09:00","to":"18:00"}]}}"#, "at least one day"),
             (r#"{"avatar_url":"http://x.example/a.png"}"#, "avatar_url"),
             (r#"{"greeting":{"en":"<script>"}}"#, "must not contain < or >"),

@@ -52,6 +52,10 @@ impl Weekday {
     fn next(self) -> Weekday {
         Weekday::ALL[(self.index() + 1) % 7]
     }
+
+    fn previous(self) -> Weekday {
+        Weekday::ALL[(self.index() + 6) % 7]
+    }
 }
 
 /// A time of day, `HH:MM` on a 24-hour clock (`24:00` closes a span at midnight).
@@ -113,13 +117,28 @@ impl From<ClockTime> for String {
     }
 }
 
-/// Open from `from` to `to` on each of `days` (local time of the hours' time zone).
+/// Open from `from` to `to` on each of `days` (local time of the hours' time zone). A span
+/// that ends before it starts runs past midnight: `sat 22:00 to 02:00` is open from Saturday
+/// 22:00 until Sunday 02:00.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenSpan {
     pub days: Vec<Weekday>,
     pub from: ClockTime,
     pub to: ClockTime,
+}
+
+impl OpenSpan {
+    fn overnight(&self) -> bool {
+        self.from > self.to
+    }
+
+    fn covers(&self, day: Weekday, minute: u16) -> bool {
+        let (from, to) = (self.from.minutes(), self.to.minutes());
+        let started_today = self.days.contains(&day) && from <= minute && (self.overnight() || minute < to);
+        let from_yesterday = self.overnight() && minute < to && self.days.contains(&day.previous());
+        started_today || from_yesterday
+    }
 }
 
 /// Business hours: when someone answers, in an IANA time zone (`Europe/Rome`).
@@ -133,7 +152,7 @@ pub struct Hours {
 }
 
 impl Hours {
-    /// Checks the spans: at least one day each, `from` before `to`, at most [`MAX_SPANS`].
+    /// Checks the spans: at least one day each, `from` other than `to`, at most [`MAX_SPANS`].
     pub fn check(&self) -> Result<(), String> {
         let tz_ok = !self.time_zone.is_empty()
             && self.time_zone.len() <= 64
@@ -148,16 +167,17 @@ impl Hours {
             if span.days.is_empty() {
                 return Err("each span of open hours needs at least one day (mon … sun)".into());
             }
-            if span.from >= span.to {
-                return Err(format!("an open span must start before it ends ({} to {})", span.from, span.to));
+            if span.from == span.to {
+                return Err(format!("an open span must not start and end at the same time ({0} to {0}); all day is 00:00 to 24:00", span.from));
             }
         }
         Ok(())
     }
 
-    /// Whether it is open at `minute` (since midnight) on `day`, local time.
+    /// Whether it is open at `minute` (since midnight) on `day`, local time; a span past
+    /// midnight counts on the day after its own until it ends.
     pub fn is_open(&self, day: Weekday, minute: u16) -> bool {
-        self.open.iter().any(|s| s.days.contains(&day) && s.from.minutes() <= minute && minute < s.to.minutes())
+        self.open.iter().any(|s| s.covers(day, minute))
     }
 
     /// The next opening after `minute` on `day`: in how many days (0 = today, 7 = the
@@ -402,8 +422,36 @@ mod tests {
         assert_eq!(next(Weekday::Fri, "19:00"), Some((1, Weekday::Sat, "10:00".into())));
         assert_eq!(next(Weekday::Sat, "14:00"), Some((2, Weekday::Mon, "9:00".into())));
         let saturday_only = Hours { time_zone: "UTC".into(), open: vec![h.open[1].clone()] };
+        let same = Hours { time_zone: "UTC".into(), open: vec![OpenSpan { days: vec![Weekday::Mon], from: ClockTime::parse("09:00").unwrap(), to: ClockTime::parse("09:00").unwrap() }] };
+        assert!(same.check().unwrap_err().contains("00:00 to 24:00"));
         assert_eq!(saturday_only.next_opening(Weekday::Sat, at("14:00")).map(|(a, d, _)| (a, d)), Some((7, Weekday::Sat)));
         assert_eq!(Hours { time_zone: "UTC".into(), open: vec![] }.next_opening(Weekday::Mon, 0), None);
+    }
+
+    #[test]
+    fn a_span_that_ends_before_it_starts_runs_past_midnight() {
+        let t = |s: &str| ClockTime::parse(s).unwrap();
+        // A bar's line: Friday and Saturday nights, 22:00 to 02:00; Sunday 22:00 to midnight.
+        let h = Hours {
+            time_zone: "Europe/Rome".into(),
+            open: vec![
+                OpenSpan { days: vec![Weekday::Fri, Weekday::Sat], from: t("22:00"), to: t("02:00") },
+                OpenSpan { days: vec![Weekday::Sun], from: t("22:00"), to: t("00:00") },
+            ],
+        };
+        assert!(h.check().is_ok());
+        let at = |s: &str| t(s).minutes();
+        let open = [(Weekday::Fri, "22:00"), (Weekday::Fri, "23:59"), (Weekday::Sat, "00:00"), (Weekday::Sat, "01:59"), (Weekday::Sun, "01:00"), (Weekday::Sun, "23:00")];
+        for (day, time) in open {
+            assert!(h.is_open(day, at(time)), "{day:?} {time}");
+        }
+        let closed = [(Weekday::Fri, "21:59"), (Weekday::Fri, "01:00"), (Weekday::Sat, "02:00"), (Weekday::Sat, "12:00"), (Weekday::Mon, "00:30"), (Weekday::Thu, "23:00")];
+        for (day, time) in closed {
+            assert!(!h.is_open(day, at(time)), "{day:?} {time}");
+        }
+        let next = |d, s| h.next_opening(d, at(s)).map(|(ahead, day, time)| (ahead, day, time.to_string()));
+        assert_eq!(next(Weekday::Sat, "03:00"), Some((0, Weekday::Sat, "22:00".into())));
+        assert_eq!(next(Weekday::Mon, "00:30"), Some((4, Weekday::Fri, "22:00".into())));
     }
 
     #[test]

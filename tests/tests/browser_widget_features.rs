@@ -404,6 +404,16 @@ fn closed_now_hours() -> (Value, String) {
     (json!({ "time_zone": "UTC", "open": [{ "days": days, "from": from, "to": to }] }), from)
 }
 
+/// Hours past midnight that are open now in UTC: every day from two hours after this hour
+/// until one hour after it on the next day, so now falls in the part after midnight (for
+/// most of the day; near midnight the span no longer crosses it and now is in its first part).
+fn overnight_open_now_hours() -> Value {
+    let hour = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).hour();
+    let (from, to) = (format!("{:02}:00", (hour + 2) % 24), format!("{:02}:00", (hour + 1) % 24));
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    json!({ "time_zone": "UTC", "open": [{ "days": days, "from": from, "to": to }] })
+}
+
 async fn put_settings(server: &Server, settings: Value) {
     let key = server.site_key.as_deref().unwrap();
     let response = client()
@@ -423,7 +433,8 @@ async fn agents_with_business_hours_show_when_they_reply_redirect_outside_hours_
     let always = json!({ "time_zone": "Europe/Rome", "open": [{ "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00" }] });
     let agents = json!([
         { "name": "Giulia", "role": "Orders", "phone": "+39 333 1234567", "hours": always },
-        { "name": "Night Owl", "role": "Repairs", "phone": "+39 333 7654321", "hours": closed }
+        { "name": "Night Owl", "role": "Repairs", "phone": "+39 333 7654321", "hours": closed },
+        { "name": "Late Shift", "role": "Bar", "phone": "+39 333 5550000", "hours": overnight_open_now_hours() }
     ]);
 
     // "notice": the closed agent says when they reply, and a chat with them still goes to them.
@@ -435,6 +446,8 @@ async fn agents_with_business_hours_show_when_they_reply_redirect_outside_hours_
     assert!(second.contains("Night Owl") && second.contains("We reply from") && second.contains(shown_time.trim_start_matches(':')), "{second} (opens {opens})");
     let first = js(&browser, "return r.querySelector('[data-testid=cornetta-agent-0]').textContent;").await;
     assert!(first.as_str().unwrap().contains("Online"), "{first}");
+    let third = js(&browser, "return r.querySelector('[data-testid=cornetta-agent-2]').textContent;").await;
+    assert!(third.as_str().unwrap().contains("Online"), "a span past midnight is open after it: {third}");
     click(&browser, "cornetta-agent-1").await;
     click(&browser, "cornetta-start").await;
     assert!(opened(&browser).await.starts_with("https://wa.me/393337654321"), "notice mode still chats with the chosen agent");
@@ -453,8 +466,8 @@ async fn agents_with_business_hours_show_when_they_reply_redirect_outside_hours_
     until(&browser, PANEL_OPEN).await;
     let listed = js(&browser, "return Array.from(r.querySelectorAll('[data-testid^=cornetta-agent-]')).map(function (b) { return b.textContent; });").await;
     let listed = listed.as_array().unwrap();
-    assert_eq!(listed.len(), 1, "{listed:?}");
-    assert!(listed[0].as_str().unwrap().contains("Giulia"));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed[0].as_str().unwrap().contains("Giulia") && listed[1].as_str().unwrap().contains("Late Shift"), "{listed:?}");
     browser.close().await;
 }
 
