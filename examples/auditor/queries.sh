@@ -7,7 +7,8 @@
 #
 # It writes its evidence into ./audit-<date>/ (or $OUT): the person's events, their status
 # now and at a past moment, a consent receipt verified offline against the published key,
-# the signed checkpoints, the whole log's verification, and a CSV export.
+# every notice version with its hash recomputed, the signed checkpoints, the whole log's
+# verification, and a CSV export.
 # Needs curl and python3 (show.py prints the JSON answers); `cornetta` on PATH or $CORNETTA_BIN.
 set -euo pipefail
 
@@ -50,15 +51,19 @@ KEY=$(show verifier-key "$OUT/public-key.json")
 echo "   public key: $KEY"
 "$BIN" receipt verify "$OUT/receipt.json" --public-key "$KEY" | sed 's/^/   /'
 
-echo "5. The site's signed checkpoints"
+echo "5. Every notice version the site published, each hash recomputed from its exact text"
+api "/v1/sites/$SITE/notices" > "$OUT/notices.json"
+show notices "$OUT/notices.json"
+
+echo "6. The site's signed checkpoints"
 api "/v1/ledger/checkpoints?site=$SITE" > "$OUT/checkpoints.json"
 show checkpoints "$OUT/checkpoints.json"
 
-echo "6. Was any record altered since? (recomputes the whole log and every checkpoint)"
+echo "7. Was any record altered since? (recomputes the whole log and every checkpoint)"
 api "/v1/ledger/verify?site=$SITE" > "$OUT/verify.json"
 show verify "$OUT/verify.json"
 
-echo "7. CSV export of the person's records (for the file)"
+echo "8. CSV export of the person's records (for the file)"
 api "/v1/consents/export?site=$SITE&phone=$P&format=csv" > "$OUT/consents.csv"
 echo "   $(($(wc -l < "$OUT/consents.csv") - 1)) rows in $OUT/consents.csv"
 echo "Evidence written to $OUT/"

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Prints the parts of Cornetta's audit answers a person reads: `show.py VIEW FILE`.
 
-Views: events, status, first-event, verifier-key, checkpoints, verify (exits 2 when the
-log does not verify).
+Views: events, status, first-event, notices (exits 2 when a notice's text does not hash
+to its SHA-256), verifier-key, checkpoints, verify (exits 2 when the log does not verify).
 """
+import hashlib
 import json
 import sys
 
@@ -22,6 +23,17 @@ def main(view, path):
             proof = ", ".join(e["id"] for e in p["proof"]) or "-"
             ended = f", ended by {p['ended_by']['action']} {p['ended_by']['id']}" if p.get("ended_by") else ""
             print(f"   {p['purpose']:<14} consented={str(p['consented']).lower():<5} since {p['since'] or '-'}  proof: {proof}{ended}")
+    elif view == "notices":
+        bad = 0
+        for n in d["notices"]:
+            # Recomputed here, not taken from the server: the text an event's hash points at.
+            ok = hashlib.sha256(n["canonical_text"].encode("utf-8")).hexdigest() == n["sha256"]
+            bad += not ok
+            current = "  current" if n["current"] else ""
+            print(f"   {n['lang']} v{n['version']:<3} {n['published_at']}  {n['id']}  sha256 {'ok' if ok else 'MISMATCH'}{current}")
+        if bad:
+            print(f"   {bad} NOTICE TEXTS DO NOT MATCH THEIR HASH: see {path}", file=sys.stderr)
+            sys.exit(2)
     elif view == "verifier-key":
         print(d["verifier_key"])
     elif view == "checkpoints":

@@ -202,6 +202,17 @@ pub enum SiteCommand {
         #[arg(long = "remove-origin")]
         remove_origins: Vec<String>,
     },
+    /// Print every notice version the site ever published, with the exact text its SHA-256
+    /// covers: what visitors were shown, and when.
+    Notices {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The site's public key.
+        key: String,
+        /// Only this language (e.g. en, it).
+        #[arg(long)]
+        lang: Option<String>,
+    },
     /// Show or replace a site's widget settings (agents, hours, greeting, message…); the
     /// JSON shape is documented in widget/README.md.
     Widget {
@@ -534,17 +545,27 @@ async fn site(command: SiteCommand) -> anyhow::Result<()> {
             let site = find_site(&db, &key).await?;
             let mut origins = site.allowed_origins.clone();
             for o in &add_origins {
-                let o = crate::sites::parse_origin(o).map_err(|e| anyhow::anyhow!("--add-origin: {e}"))?;
-                if !origins.contains(&o) {
-                    origins.push(o);
-                }
+                origins.push(crate::sites::parse_origin(o).map_err(|e| anyhow::anyhow!("--add-origin: {e}"))?);
             }
             for o in &remove_origins {
                 let o = crate::sites::parse_origin(o).map_err(|e| anyhow::anyhow!("--remove-origin: {e}"))?;
                 origins.retain(|x| *x != o);
             }
-            db.update_site_origins(&site.id, origins.clone()).await?;
+            let origins = crate::sites::set_origins(&db, &site.id, origins).await?;
             println!("{}  origins={}", site.key, origins.join(","));
+        }
+        SiteCommand::Notices { store, key, lang } => {
+            let lang = lang.as_deref().map(Lang::parse).transpose().map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
+            let db = open(&store).await?;
+            let site = find_site(&db, &key).await?;
+            let all = db.notices(&site.id).await?;
+            for n in all.iter().filter(|n| lang.is_none_or(|l| n.lang == l)) {
+                let current = if crate::notice::is_current(n, &all) { "  current" } else { "" };
+                println!("{}  {}  v{}  published {}  sha256 {}{current}", n.id, n.lang, n.version, n.published_at, n.sha256);
+                for line in n.canonical_text.lines() {
+                    println!("    {line}");
+                }
+            }
         }
         SiteCommand::Widget { store, key, set_file, region } => {
             let db = open(&store).await?;

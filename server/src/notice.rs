@@ -74,6 +74,12 @@ pub fn prepare(site_id: &str, lang: Lang, intro: &str, purposes: Vec<NoticePurpo
     })
 }
 
+/// Whether `notice` is the version of its language visitors are shown now: no notice of
+/// `others` (the same site's) is a later version of that language.
+pub fn is_current(notice: &Notice, others: &[Notice]) -> bool {
+    !others.iter().any(|n| n.lang == notice.lang && n.version > notice.version)
+}
+
 pub fn view(notice: &Notice) -> NoticeView {
     NoticeView {
         id: notice.id.clone(),

@@ -73,6 +73,18 @@ pub async fn create(
     Ok((site, notices))
 }
 
+/// Replaces a site's allowed origins (already parsed by [`parse_origin`]); a repeated origin
+/// is kept once, in its first place. Returns what was stored.
+pub async fn set_origins(store: &DynStore, site_id: &str, mut origins: Vec<String>) -> StoreResult<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    origins.retain(|o| seen.insert(o.clone()));
+    if origins.len() > MAX_ORIGINS {
+        return Err(StoreError::Invalid(format!("a site may list at most {MAX_ORIGINS} origins")));
+    }
+    store.update_site_origins(site_id, origins.clone()).await?;
+    Ok(origins)
+}
+
 /// On an empty database, creates the demo site allowing `origins`; returns it when created.
 pub async fn ensure_default(store: &DynStore, origins: Vec<String>) -> StoreResult<Option<Site>> {
     if !store.list_sites().await?.is_empty() {

@@ -20,6 +20,7 @@ pub mod load;
 pub mod pg;
 pub mod qr;
 pub mod refusals;
+pub mod site_admin;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {

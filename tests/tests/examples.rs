@@ -62,6 +62,9 @@ async fn the_auditor_example_answers_from_the_ledger_and_verifies_the_receipt_of
     assert!(stdout.contains("utility        consented=true"), "consent now:\n{stdout}");
     assert!(stdout.contains("utility        consented=false"), "no consent in 2020:\n{stdout}");
     assert!(stdout.contains("ok=true: 1 events recomputed"), "the log verifies:\n{stdout}");
+    let notices: Vec<&str> = stdout.lines().filter(|l| l.contains("sha256 ")).collect();
+    assert_eq!(notices.len(), 7, "one notice version per built-in language:\n{stdout}");
+    assert!(notices.iter().all(|l| l.contains("sha256 ok") && l.ends_with("current")), "each hash recomputed from its text:\n{stdout}");
     let receipt: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("receipt.json")).unwrap()).unwrap();
     assert!(receipt.to_string().contains(id), "the receipt is the event's");
     let csv = std::fs::read_to_string(out.path().join("consents.csv")).unwrap();

@@ -590,3 +590,9 @@ async fn nul_characters_get_a_422_and_store_nothing() {
     let server = Server::start().unwrap();
     cornetta_tests::refusals::nul_characters_are_refused_and_store_nothing(&server).await;
 }
+
+#[tokio::test]
+async fn an_admin_manages_a_site_over_the_api_and_the_auditor_reads_every_notice_version() {
+    let server = Server::start().unwrap();
+    cornetta_tests::site_admin::an_admin_manages_a_site_and_the_auditor_reads_its_notice_history(&server).await;
+}

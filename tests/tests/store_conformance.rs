@@ -10,7 +10,7 @@ use std::sync::Arc;
 use cornetta_server::consents::{new_event_id, new_reference, now};
 use cornetta_server::error::ApiError;
 use cornetta_server::ledger;
-use cornetta_server::store::{DatabaseUrl, DynStore, EventFilter, LogPosition, NewEvent, NewToken, Role, Site, StoreError, StoredEvent, Subject};
+use cornetta_server::store::{DatabaseUrl, DynStore, EventFilter, LogPosition, NewEvent, NewToken, Notice, Role, Site, StoreError, StoredEvent, Subject};
 use cornetta_shared::{Action, EventId, Lang, Method, PhoneNumber, Purpose, Reference};
 use cornetta_tests::pg::TestDatabase;
 use jiff::Timestamp;
@@ -222,6 +222,18 @@ async fn notices_get_the_next_version_per_language_and_current_is_the_newest(db:
     let italian = db.store.current_notice(&shop.id, Lang::parse("it").unwrap()).await.unwrap().unwrap();
     assert_eq!(italian.version, 1, "versions count per language");
     assert_eq!(db.store.current_notice(&shop.id, Lang::parse("ja").unwrap()).await.unwrap(), None);
+
+    // The history: every version of every language, by language then version, this site's only.
+    let other = site(&db.store, "Other Shop").await;
+    let history = db.store.notices(&shop.id).await.unwrap();
+    assert!(history.iter().all(|n| n.site_id == shop.id), "only this site's notices");
+    let english: Vec<&Notice> = history.iter().filter(|n| n.lang == Lang::EN).collect();
+    assert_eq!(english, [&first, &second], "both English versions, oldest first");
+    assert!(history.contains(&italian));
+    let langs: Vec<&str> = history.iter().map(|n| n.lang.as_str()).collect();
+    assert!(langs.is_sorted(), "by language: {langs:?}");
+    assert_eq!(history.len(), db.store.notices(&other.id).await.unwrap().len() + 1, "the other site has one version per language");
+    assert!(db.store.notices("site_nope").await.unwrap().is_empty());
 }
 
 async fn notices_refuse_raw_updates_and_deletes(db: &mut TestStore) {

@@ -320,11 +320,10 @@ impl RequestOrigin {
             Some(origin) => Err(ApiError::forbidden(
                 "origin_not_allowed",
                 format!(
-                    "origin {} is not allowed for site {}; add it with `cornetta site update {} --add-origin {}`",
-                    origin.chars().take(100).collect::<String>(),
-                    site.key,
-                    site.key,
-                    origin.chars().take(100).collect::<String>()
+                    "origin {origin} is not allowed for site {key}; add it with `cornetta site update {key} --add-origin {origin}` \
+                     or PUT /v1/sites/{key}/origins",
+                    origin = origin.chars().take(100).collect::<String>(),
+                    key = site.key,
                 ),
             )),
         }

@@ -3,10 +3,10 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use cornetta_shared::api::{NoticePurpose, NoticeView, WidgetConfig};
 use cornetta_shared::widget::WidgetSettings;
-use cornetta_shared::{Lang, PhoneNumber, SiteKey};
+use cornetta_shared::{Lang, NoticeId, PhoneNumber, SiteKey};
 use serde::{Deserialize, Serialize};
 
 use super::link::parse_phone;
@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::limits::Bucket;
 use crate::notice;
 use crate::state::AppState;
-use crate::store::{Role, Site};
+use crate::store::{Notice, Role, Site};
 
 pub(super) fn public_router() -> Router<AppState> {
     Router::new().route("/v1/sites/{key}/widget", get(widget_config))
@@ -24,8 +24,11 @@ pub(super) fn public_router() -> Router<AppState> {
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/sites", post(create).get(list))
+        .route("/v1/sites/{key}", get(show))
+        .route("/v1/sites/{key}/origins", put(set_origins))
         .route("/v1/sites/{key}/widget/settings", get(widget_settings).put(set_widget_settings))
-        .route("/v1/sites/{key}/notices", post(publish_notice))
+        .route("/v1/sites/{key}/notices", post(publish_notice).get(notice_history))
+        .route("/v1/sites/{key}/notices/{id}", get(one_notice))
 }
 
 async fn site_for(state: &AppState, key: &str) -> Result<Site, ApiError> {
@@ -173,4 +176,93 @@ async fn publish_notice(
         .map_err(|e| ApiError::invalid("invalid_notice", e))?;
     let published = state.store.publish_notice(new).await?;
     Ok((StatusCode::CREATED, ApiJson(notice::view(&published))))
+}
+
+/// `GET /v1/sites/{key}` (admin).
+async fn show(State(state): State<AppState>, bearer: Bearer, ApiPath(key): ApiPath<String>) -> Result<ApiJson<SiteView>, ApiError> {
+    let site = site_for(&state, &key).await?;
+    bearer.require(Role::Admin, Some(&site))?;
+    Ok(ApiJson(site_view(&site)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetOrigins {
+    origins: Vec<String>,
+}
+
+/// `PUT /v1/sites/{key}/origins` (admin): replaces the origins allowed to embed the widget
+/// and record consent; applies to the next request, on every server of a shared database.
+async fn set_origins(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<SetOrigins>,
+) -> Result<ApiJson<SiteView>, ApiError> {
+    let site = site_for(&state, &key).await?;
+    bearer.require(Role::Admin, Some(&site))?;
+    let origins = body
+        .origins
+        .iter()
+        .enumerate()
+        .map(|(i, o)| crate::sites::parse_origin(o).map_err(|e| ApiError::invalid("invalid_origin", format!("origins[{i}]: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let origins = crate::sites::set_origins(&state.store, &site.id, origins).await?;
+    tracing::info!(site = %site.key, origins = origins.len(), "allowed origins replaced");
+    Ok(ApiJson(site_view(&Site { allowed_origins: origins, ..site })))
+}
+
+/// A published notice as an auditor reads it: what the visitor was shown, the canonical
+/// text its hash covers (so the hash can be recomputed), and whether it is the version
+/// visitors are shown now.
+#[derive(Debug, Serialize)]
+pub(crate) struct NoticeRecord {
+    #[serde(flatten)]
+    notice: NoticeView,
+    canonical_text: String,
+    current: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct NoticeHistory {
+    site: SiteKey,
+    notices: Vec<NoticeRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    lang: Option<String>,
+}
+
+fn notice_record(n: &Notice, all: &[Notice]) -> NoticeRecord {
+    NoticeRecord { notice: notice::view(n), canonical_text: n.canonical_text.clone(), current: notice::is_current(n, all) }
+}
+
+/// `GET /v1/sites/{key}/notices?lang=` (auditor): every version ever published, by
+/// language, then oldest first (EDPB 05/2020 ¶108: "a copy of the information presented
+/// at that time").
+async fn notice_history(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<ApiJson<NoticeHistory>, ApiError> {
+    let site = site_for(&state, &key).await?;
+    bearer.require(Role::Auditor, Some(&site))?;
+    let lang = q.lang.as_deref().map(Lang::parse).transpose().map_err(|e| ApiError::invalid("invalid_lang", e.to_string()))?;
+    let all = state.store.notices(&site.id).await?;
+    let notices = all.iter().filter(|n| lang.is_none_or(|l| n.lang == l)).map(|n| notice_record(n, &all)).collect();
+    Ok(ApiJson(NoticeHistory { site: site.key, notices }))
+}
+
+/// `GET /v1/sites/{key}/notices/{id}` (auditor): one version, as a consent names it.
+async fn one_notice(State(state): State<AppState>, bearer: Bearer, ApiPath((key, id)): ApiPath<(String, String)>) -> Result<ApiJson<NoticeRecord>, ApiError> {
+    let site = site_for(&state, &key).await?;
+    bearer.require(Role::Auditor, Some(&site))?;
+    let id = NoticeId::parse(&id).map_err(|e| ApiError::invalid("invalid_notice", e.to_string()))?;
+    let missing = || ApiError::NotFound(format!("site {} has no notice {id}", site.key));
+    let notice = state.store.notice(&id).await?.filter(|n| n.site_id == site.id).ok_or_else(missing)?;
+    let newest = state.store.current_notice(&site.id, notice.lang).await?;
+    Ok(ApiJson(notice_record(&notice, newest.as_slice())))
 }

@@ -391,6 +391,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn notice(&self, id: &NoticeId) -> StoreResult<Option<Notice>>;
     /// The newest version for that site and language.
     async fn current_notice(&self, site_id: &str, lang: Lang) -> StoreResult<Option<Notice>>;
+    /// Every version of every language of a site's notices, by language, then version.
+    async fn notices(&self, site_id: &str) -> StoreResult<Vec<Notice>>;
 
     async fn create_token(&self, token: NewToken) -> StoreResult<TokenInfo>;
     /// A token by its hash, revoked or not.

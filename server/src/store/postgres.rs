@@ -422,6 +422,14 @@ impl super::Store for PostgresStore {
         row.as_ref().map(notice_from_row).transpose()
     }
 
+    async fn notices(&self, site_id: &str) -> StoreResult<Vec<Notice>> {
+        let rows = sqlx::query(concat!("SELECT ", notice_columns!(), " FROM notices WHERE site_id = $1 ORDER BY lang COLLATE \"C\", version"))
+            .bind(site_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(notice_from_row).collect()
+    }
+
     async fn create_token(&self, token: NewToken) -> StoreResult<TokenInfo> {
         let row = sqlx::query(concat!("INSERT INTO tokens (id, name, role, site_id, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", token_columns!()))
         .bind(&token.id)

@@ -577,6 +577,14 @@ impl super::Store for SqliteStore {
         })
     }
 
+    async fn notices(&self, site_id: &str) -> StoreResult<Vec<Notice>> {
+        let rows = sqlx::query(concat!("SELECT ", notice_columns!(), " FROM notices WHERE site_id = ? ORDER BY lang, version"))
+            .bind(site_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(notice_from).collect()
+    }
+
     async fn create_token(&self, token: NewToken) -> StoreResult<TokenInfo> {
         sqlx::query("INSERT INTO tokens (id, name, role, site_id, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&token.id)
