@@ -182,6 +182,139 @@ async fn a_tracked_campaign_redirects_each_scan_to_whatsapp_with_its_own_referen
     assert_eq!(consents["events"].as_array().map(Vec::len).unwrap_or(0), 0, "{consents}");
 }
 
+async fn patch_campaign(server: &Server, token: &str, id: &str, body: Value) -> (u16, Value) {
+    let res = client().patch(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(token).json(&body).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// Where a scan of `short` lands: the number's digits and the decoded text.
+async fn landing(server: &Server, short: &str) -> (String, String) {
+    let res = scan(server, short, IPHONE).await;
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let digits = location.trim_start_matches("https://wa.me/").split('?').next().unwrap().to_owned();
+    (digits, cornetta_shared::link::decode_text(&location).unwrap_or_default())
+}
+
+/// A printed tracked code keeps working when its campaign is edited: the next scan goes to
+/// the new number and message, and keeps counting on the same campaign. A static code holds
+/// the wa.me link itself, so its number and text stay as printed.
+async fn an_edited_campaign_sends_the_same_printed_code_to_the_new_number_and_text(server: &Server) {
+    let token = server.token("marketer");
+    let c = create_campaign(server, &token, json!({"name": "Window sticker", "text": "Hi! Sticker {ref}", "source": "sticker", "expires_at": "2099-01-31"})).await;
+    let id = c["id"].as_str().unwrap();
+    let short = c["short_url"].as_str().unwrap().to_owned();
+    let code_png = client().get(server.at(&format!("/v1/campaigns/{id}/qr?format=png"))).bearer_auth(&token).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(decode_png(&code_png).unwrap(), short, "the printed code holds the short link");
+    let (digits, text) = landing(server, &short).await;
+    assert_eq!(digits, "393331234567");
+    assert!(text.starts_with("Hi! Sticker "), "{text}");
+    assert!(c["updated_at"].is_null(), "{c}");
+
+    let (status, edited) = patch_campaign(
+        server,
+        &token,
+        id,
+        json!({"name": "Window sticker (autumn)", "phone": "+39 333 765 4321", "text": "Ciao! Vetrina {ref}", "source": null, "expires_at": null}),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!((&edited["name"], &edited["phone"], &edited["text"]), (&json!("Window sticker (autumn)"), &json!("+393337654321"), &json!("Ciao! Vetrina {ref}")));
+    assert_eq!((&edited["source"], &edited["expires_at"]), (&Value::Null, &Value::Null), "null clears: {edited}");
+    assert_eq!((&edited["code"], &edited["short_url"]), (&c["code"], &c["short_url"]), "the printed code stays");
+    assert!(edited["updated_at"].as_str().is_some_and(|t| t >= c["created_at"].as_str().unwrap()), "{edited}");
+
+    // The same code now lands on the new number, with a fresh reference in the new text.
+    let (digits, text) = landing(server, &short).await;
+    assert_eq!(digits, "393337654321");
+    let reference = cornetta_shared::Reference::find_in(&text).expect("a reference per scan");
+    assert_eq!(text, format!("Ciao! Vetrina {reference}"));
+    let after_png = client().get(server.at(&format!("/v1/campaigns/{id}/qr?format=png"))).bearer_auth(&token).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(decode_png(&after_png).unwrap(), short, "a new download of the code holds the same short link");
+    wait_for(Duration::from_secs(10), || async {
+        let s: Value = client().get(server.at(&format!("/v1/campaigns/{id}/stats"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        s["total"] == 2
+    })
+    .await
+    .expect("scans before and after the edit count on the one campaign");
+
+    // Only what is given changes: a tag alone.
+    let (status, tagged) = patch_campaign(server, &token, id, json!({"medium": "window"})).await;
+    assert_eq!((status, &tagged["medium"], &tagged["text"], &tagged["phone"]), (200, &json!("window"), &edited["text"], &edited["phone"]), "{tagged}");
+
+    // Refused with the field named, and nothing changes.
+    let auditor = server.token("auditor");
+    let long = "x".repeat(5000);
+    let refusals = [
+        (&token, json!({"text": long}), 422, "invalid_campaign", "text"),
+        (&token, json!({"expires_at": "2020-01-01"}), 422, "invalid_campaign", "expires_at"),
+        (&token, json!({"expires_at": "soon"}), 422, "invalid_campaign", "expires_at"),
+        (&token, json!({"name": "  "}), 422, "invalid_campaign", "name"),
+        (&token, json!({"source": "Bad Tag!"}), 422, "invalid_campaign", "source"),
+        (&token, json!({"phone": "12"}), 422, "invalid_phone", "phone number"),
+        (&token, json!({"code": "abcdefghjk"}), 422, "invalid_body", "unknown field `code`"),
+        (&auditor, json!({"name": "Mine now"}), 403, "wrong_role", "marketer"),
+    ];
+    for (who, body, status, code, named) in refusals {
+        let what = body.to_string();
+        let (got, answer) = patch_campaign(server, who, id, body).await;
+        assert_eq!((got, answer["error"]["code"].as_str().unwrap_or_default()), (status, code), "{what}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap_or_default().contains(named), "{what}: {answer}");
+    }
+    let (status, missing) = patch_campaign(server, &token, "cmp_nope", json!({"name": "x"})).await;
+    assert_eq!((status, missing["error"]["code"].as_str()), (404, Some("not_found")), "{missing}");
+    let now: Value = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(now, tagged, "the refused edits changed nothing");
+
+    // A static code is the wa.me link itself: its number and text cannot change, its name can.
+    let flyer = create_campaign(server, &token, json!({"name": "Flyer", "tracked": false, "text": "Hi from the flyer"})).await;
+    let flyer_id = flyer["id"].as_str().unwrap();
+    for body in [json!({"text": "Another text"}), json!({"phone": "+39 333 765 4321"})] {
+        let (status, answer) = patch_campaign(server, &token, flyer_id, body.clone()).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("static campaign"), "{answer}");
+    }
+    let (status, renamed) = patch_campaign(server, &token, flyer_id, json!({"name": "Flyer (reprint)", "text": "Hi from the flyer"})).await;
+    assert_eq!((status, &renamed["name"], &renamed["link"]), (200, &json!("Flyer (reprint)"), &flyer["link"]), "{renamed}");
+
+    // The console's campaign page edits the same way, its form filled in with what is stored.
+    let http = no_redirects();
+    let session = console_sign_in(server, &http, &token).await;
+    let page_url = server.at(&format!("/console/campaigns/{id}"));
+    let html = http.get(&page_url).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"value="Window sticker (autumn)""#) && html.contains("Ciao! Vetrina {ref}</textarea>") && html.contains(r#"value="+393337654321""#), "{html}");
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let save = |csrf: String, text: String| {
+        let (http, session, url, origin) = (http.clone(), session.clone(), page_url.clone(), server.url.clone());
+        async move {
+            let form = [
+                ("csrf", csrf.as_str()), ("name", "Window sticker (winter)"), ("phone", "+39 333 765 4321"), ("text", text.as_str()),
+                ("expires", "2099-12-31"), ("expires_was", ""), ("source", ""), ("medium", "window"),
+            ];
+            http.post(url).header("cookie", session).header("origin", origin).form(&form).send().await.unwrap()
+        }
+    };
+    assert_eq!(save("wrong".into(), "Buone feste! {ref}".into()).await.status(), 403, "the form needs its CSRF token");
+    let refused = save(csrf.clone(), "x".repeat(5000)).await;
+    assert_eq!(refused.status(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains(r#"data-testid="form-error">text: "#), "the page names the field: {html}");
+    assert!(landing(server, &short).await.1.starts_with("Ciao! Vetrina "), "a refused form changes nothing");
+    let saved = save(csrf, "Buone feste! {ref}".into()).await;
+    assert_eq!((saved.status().as_u16(), saved.headers()["location"].to_str().unwrap()), (303, format!("/console/campaigns/{id}").as_str()));
+    assert!(landing(server, &short).await.1.starts_with("Buone feste! "), "the next scan opens the console's new message");
+    let now: Value = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&now["name"], &now["expires_at"], &now["medium"]), (&json!("Window sticker (winter)"), &json!("2100-01-01T00:00:00Z"), &json!("window")), "{now}");
+    let flyer_page = http.get(server.at(&format!("/console/campaigns/{flyer_id}"))).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    assert!(flyer_page.contains(r#"data-testid="edit-name""#) && !flyer_page.contains(r#"data-testid="edit-text""#), "a static campaign's form has no message to change");
+}
+
+#[tokio::test]
+async fn an_edited_tracked_campaign_sends_its_printed_code_to_the_new_number_and_text() {
+    let server = Server::start().unwrap();
+    an_edited_campaign_sends_the_same_printed_code_to_the_new_number_and_text(&server).await;
+}
+
 #[tokio::test]
 async fn scan_counts_survive_a_restart_once_written() {
     let mut server = Server::start().unwrap();
@@ -501,4 +634,11 @@ async fn on_postgresql_campaigns_scans_and_console_sessions_work_and_survive_a_r
     let page = http.get(server.at(&format!("/console/campaigns/{}", c["id"].as_str().unwrap()))).header("cookie", &session).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("data-total=\"2\""));
+}
+
+#[tokio::test]
+async fn on_postgresql_an_edited_tracked_campaign_sends_its_printed_code_to_the_new_number_and_text() {
+    let db = cornetta_tests::pg::TestDatabase::create().await.unwrap();
+    let server = Server::builder().args(["--database-url", db.url.as_str()]).start().unwrap();
+    an_edited_campaign_sends_the_same_printed_code_to_the_new_number_and_text(&server).await;
 }

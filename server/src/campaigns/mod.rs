@@ -187,6 +187,8 @@ pub struct Campaign {
     /// `token:<id>` of the marketer who made it.
     pub created_by: String,
     pub created_at: Timestamp,
+    /// When it was last edited ([`Campaign::edited`]).
+    pub updated_at: Option<Timestamp>,
 }
 
 impl Campaign {
@@ -330,7 +332,59 @@ impl NewCampaign {
             expires_at: self.expires_at,
             created_by: self.created_by,
             created_at: self.created_at,
+            updated_at: None,
         }
+    }
+}
+
+/// What an edit changes; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignChange<'a> {
+    pub name: Option<&'a str>,
+    pub phone: Option<PhoneNumber>,
+    pub text: Option<Option<&'a str>>,
+    pub source: Option<Option<&'a str>>,
+    pub medium: Option<Option<&'a str>>,
+    pub expires_at: Option<Option<Timestamp>>,
+}
+
+impl Campaign {
+    /// The campaign after `change`, checked as a new one is. A tracked campaign's printed
+    /// code holds only its short link, so its number and text may change (as Meta lets a
+    /// WhatsApp QR code's message change); a static code holds the wa.me link itself, so
+    /// a static campaign's number and text cannot.
+    pub fn edited(&self, change: &CampaignChange<'_>, now: Timestamp) -> Result<Campaign, CampaignError> {
+        let text = change.text.map(|t| t.filter(|t| !t.trim().is_empty()));
+        if !self.tracked() {
+            let printed = "a static campaign's code holds the wa.me link itself, so what it opens cannot change once printed; make a tracked campaign";
+            if change.phone.as_ref().is_some_and(|p| *p != self.phone) {
+                return Err(field_error("phone", printed));
+            }
+            if text.is_some_and(|t| t != self.text.as_deref()) {
+                return Err(field_error("text", printed));
+            }
+        }
+        let input = CampaignInput {
+            name: change.name.unwrap_or(&self.name),
+            phone: change.phone.clone().unwrap_or_else(|| self.phone.clone()),
+            text: text.unwrap_or(self.text.as_deref()),
+            source: change.source.unwrap_or(self.source.as_ref().map(Tag::as_str)),
+            medium: change.medium.unwrap_or(self.medium.as_ref().map(Tag::as_str)),
+            tracked: self.tracked(),
+            // Only a new expiry must be in the future: an ended campaign can still be renamed.
+            expires_at: change.expires_at.flatten(),
+        };
+        let checked = NewCampaign::build(&self.site_id, input, self.created_by.clone(), now)?;
+        Ok(Campaign {
+            name: checked.name,
+            phone: checked.phone,
+            text: checked.text,
+            source: checked.source,
+            medium: checked.medium,
+            expires_at: change.expires_at.unwrap_or(self.expires_at),
+            updated_at: Some(now),
+            ..self.clone()
+        })
     }
 }
 
@@ -398,6 +452,30 @@ mod tests {
         assert_eq!(Reference::find_in(link.text().unwrap()), Some(r));
         let err = NewCampaign::build("site_1", input(Some("Hi {ref}"), false), "token:t".into(), now).unwrap_err();
         assert_eq!(err.field, "text");
+    }
+
+    #[test]
+    fn an_edit_changes_only_what_it_names_and_keeps_a_static_codes_link() {
+        let now = Timestamp::now();
+        let tracked = NewCampaign::build("site_1", CampaignInput { source: Some("poster"), ..input(Some("Hi {ref}"), true) }, "token:t".into(), now)
+            .unwrap()
+            .into_campaign();
+        let other = PhoneNumber::from_e164("+393337654321").unwrap();
+        let change = CampaignChange { phone: Some(other.clone()), source: Some(None), ..CampaignChange::default() };
+        let edited = tracked.edited(&change, now).unwrap();
+        assert_eq!((&edited.phone, &edited.source, &edited.text), (&other, &None, &tracked.text));
+        assert_eq!((&edited.id, &edited.code, edited.created_at, edited.updated_at), (&tracked.id, &tracked.code, tracked.created_at, Some(now)));
+        // An expiry that has passed may stay (an ended campaign can be renamed); a new one must be ahead.
+        let ended = Campaign { expires_at: Some(now - jiff::SignedDuration::from_secs(60)), ..tracked.clone() };
+        assert_eq!(ended.edited(&CampaignChange { name: Some("Old poster"), ..CampaignChange::default() }, now).unwrap().expires_at, ended.expires_at);
+        let past = CampaignChange { expires_at: Some(ended.expires_at), ..CampaignChange::default() };
+        assert_eq!(tracked.edited(&past, now).unwrap_err().field, "expires_at");
+
+        let fixed = NewCampaign::build("site_1", input(Some("Hi"), false), "token:t".into(), now).unwrap().into_campaign();
+        assert_eq!(fixed.edited(&CampaignChange { text: Some(Some("Bye")), ..CampaignChange::default() }, now).unwrap_err().field, "text");
+        assert_eq!(fixed.edited(&CampaignChange { phone: Some(other), ..CampaignChange::default() }, now).unwrap_err().field, "phone");
+        let same = CampaignChange { name: Some("Flyer"), text: Some(Some("Hi")), ..CampaignChange::default() };
+        assert_eq!(fixed.edited(&same, now).unwrap().name, "Flyer", "the same text is no change");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::http::campaigns::{CreateCampaign, campaign_for, campaign_qr_response, create_campaign, csv_response, stats_for, studio, StatsQuery};
+use crate::http::campaigns::{CreateCampaign, EditCampaign, campaign_for, campaign_qr_response, create_campaign, csv_response, edit_campaign, stats_for, studio, StatsQuery};
 use crate::http::link::{RenderQuery, parse_phone, qr_response};
 use crate::state::AppState;
 use crate::store::studio::{CampaignFilter, ConsoleSession};
@@ -49,7 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/campaigns", get(campaigns_page).post(create))
-        .route("/console/campaigns/{id}", get(campaign_page))
+        .route("/console/campaigns/{id}", get(campaign_page).post(edit))
         .route("/console/campaigns/{id}/qr", get(campaign_qr))
         .route("/console/campaigns/{id}/stats.csv", get(campaign_csv))
         .route("/console/preview", get(preview))
@@ -371,16 +371,65 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, marketer: Mar
 }
 
 async fn campaign_page(State(state): State<AppState>, marketer: Marketer, Path(id): Path<String>) -> Response {
+    render_campaign(&state, &marketer, &id, None, StatusCode::OK).await
+}
+
+async fn render_campaign(state: &AppState, marketer: &Marketer, id: &str, error: Option<&str>, status: StatusCode) -> Response {
     let result: Result<Response, ApiError> = async {
-        let (site, campaign) = campaign_for(&state, &marketer.token, &id).await?;
-        let stats = stats_for(&state, &campaign, &StatsQuery { from: None, to: None, format: None }).await?;
-        Ok(page(StatusCode::OK, pages::campaign(&state, &marketer.session.csrf, &site, &campaign, &stats)))
+        let (site, campaign) = campaign_for(state, &marketer.token, id).await?;
+        let stats = stats_for(state, &campaign, &StatsQuery { from: None, to: None, format: None }).await?;
+        Ok(page(status, pages::campaign(state, &marketer.session.csrf, &site, &campaign, &stats, error)))
     }
     .await;
     result.unwrap_or_else(|e| match e {
         ApiError::NotFound(_) => page(StatusCode::NOT_FOUND, pages::notice_page("No such campaign", "This campaign does not exist, or your token cannot see it.")),
         other => other.into_response(),
     })
+}
+
+/// The campaign page's edit form. A field the form does not send is left as it is (a
+/// static campaign's form has no number or text); an empty one clears it.
+#[derive(Debug, Deserialize)]
+pub struct EditForm {
+    #[serde(default)]
+    pub csrf: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub text: Option<String>,
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub expires: Option<String>,
+    /// The date the form was shown with: the same date sent back is no change (an expiry
+    /// set to the second through the API stays as it was).
+    pub expires_was: Option<String>,
+}
+
+async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marketer, Path(id): Path<String>, form: Result<Form<EditForm>, FormRejection>) -> Response {
+    if let Err(r) = check_origin(&headers) {
+        return r;
+    }
+    let Ok(Form(form)) = form else {
+        return page(StatusCode::BAD_REQUEST, pages::notice_page("Form not readable", "The campaign form could not be read. Go back and try again."));
+    };
+    if let Err(r) = marketer.check_csrf(&form.csrf) {
+        return r;
+    }
+    let expires = form.expires.filter(|e| Some(e) != form.expires_was.as_ref());
+    let body = EditCampaign {
+        name: form.name,
+        phone: form.phone,
+        region: None,
+        text: form.text.map(Some),
+        source: form.source.map(Some),
+        medium: form.medium.map(Some),
+        expires_at: expires.map(Some),
+    };
+    match edit_campaign(&state, &marketer.token, &id, &body).await {
+        Ok((_, campaign)) => Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response(),
+        // An unknown campaign renders as the page's own 404.
+        Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), err.status()).await,
+        Err(err) => err.into_response(),
+    }
 }
 
 async fn campaign_qr(State(state): State<AppState>, marketer: Marketer, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<RenderQuery>) -> Response {

@@ -139,6 +139,9 @@ struct DayLine {
 #[template(path = "campaign.html")]
 struct CampaignTpl<'a> {
     csrf: &'a str,
+    error: Option<&'a str>,
+    /// The edit form's end date: the last UTC day the campaign runs.
+    expires_day: String,
     title: &'a str,
     site: &'a str,
     c: &'a Campaign,
@@ -158,7 +161,7 @@ struct CampaignTpl<'a> {
     to: String,
 }
 
-pub(super) fn campaign(state: &AppState, csrf: &str, site: &Site, c: &Campaign, stats: &Stats) -> String {
+pub(super) fn campaign(state: &AppState, csrf: &str, site: &Site, c: &Campaign, stats: &Stats, error: Option<&str>) -> String {
     let base = format!("/console/campaigns/{}/qr", c.id);
     let downloads = vec![
         Download { label: "SVG (vector, any size)".into(), href: format!("{base}?format=svg&size=3cm") },
@@ -182,6 +185,9 @@ pub(super) fn campaign(state: &AppState, csrf: &str, site: &Site, c: &Campaign, 
         .collect();
     render(&CampaignTpl {
         csrf,
+        error,
+        // An expiry made from a date is the start of the next UTC day.
+        expires_day: c.expires_at.map(|t| (t - jiff::SignedDuration::from_micros(1)).to_zoned(jiff::tz::TimeZone::UTC).date().to_string()).unwrap_or_default(),
         title: &c.name,
         site: &site.business_name,
         c,

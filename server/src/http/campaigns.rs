@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::link::{RenderQuery, parse_phone, qr_response};
 use super::{ApiJson, ApiPath, ApiQuery, Bearer, ClientIp, UserAgent};
 use crate::campaigns::stats::Stats;
-use crate::campaigns::{Campaign, CampaignInput, DeviceClass, NewCampaign, ShortCode, short_url, utc_day};
+use crate::campaigns::{Campaign, CampaignChange, CampaignInput, DeviceClass, NewCampaign, ShortCode, short_url, utc_day};
 use crate::error::ApiError;
 use crate::limits::Bucket;
 use crate::qr::batch::{self, BatchError};
@@ -29,7 +29,7 @@ use crate::store::{Role, Site, TokenInfo};
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/campaigns", post(create).get(list))
-        .route("/v1/campaigns/{id}", get(show))
+        .route("/v1/campaigns/{id}", get(show).patch(edit))
         .route("/v1/campaigns/{id}/stats", get(stats))
         .route("/v1/campaigns/{id}/qr", get(campaign_qr))
         .route("/q/{code}", get(redirect))
@@ -91,6 +91,8 @@ pub(crate) struct CampaignView {
     expires_at: Option<String>,
     expired: bool,
     created_at: String,
+    /// When it was last edited (`PATCH /v1/campaigns/{id}`).
+    updated_at: Option<String>,
 }
 
 pub(crate) fn view(state: &AppState, site: &Site, c: &Campaign) -> Result<CampaignView, ApiError> {
@@ -117,6 +119,7 @@ pub(crate) fn view(state: &AppState, site: &Site, c: &Campaign) -> Result<Campai
         expires_at: c.expires_at.map(|t| t.to_string()),
         expired: c.is_expired(Timestamp::now()),
         created_at: c.created_at.to_string(),
+        updated_at: c.updated_at.map(|t| t.to_string()),
     })
 }
 
@@ -258,6 +261,62 @@ async fn show(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPat
     bearer.require(Role::Marketer, None)?;
     let (site, campaign) = campaign_for(&state, &bearer.0, &id).await?;
     Ok(ApiJson(view(&state, &site, &campaign)?))
+}
+
+/// `Some(None)` for an explicit `null`, so that it clears the field; an absent field stays
+/// `None` (through `#[serde(default)]`) and leaves it as it is.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The JSON body of `PATCH /v1/campaigns/{id}`: only the fields given change; `null` or
+/// `""` clears the text, a tag or the expiry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditCampaign {
+    pub(crate) name: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) region: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) text: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) source: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) medium: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) expires_at: Option<Option<String>>,
+}
+
+/// `PATCH /v1/campaigns/{id}` (marketer): a printed tracked code sends its next scan to the
+/// new number or message; static campaigns keep what their code holds.
+async fn edit(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>, ApiJson(body): ApiJson<EditCampaign>) -> Result<ApiJson<CampaignView>, ApiError> {
+    bearer.require(Role::Marketer, None)?;
+    let (site, edited) = edit_campaign(&state, &bearer.0, &id, &body).await?;
+    Ok(ApiJson(view(&state, &site, &edited)?))
+}
+
+/// Applies an edit (API or console) to a campaign the token may see, and stores it.
+pub(crate) async fn edit_campaign(state: &AppState, token: &TokenInfo, id: &str, body: &EditCampaign) -> Result<(Site, Campaign), ApiError> {
+    let (site, campaign) = campaign_for(state, token, id).await?;
+    let phone = body.phone.as_deref().map(|p| parse_phone(&state.settings, Some(p), body.region.as_deref())).transpose()?;
+    let expires_at = match body.expires_at.as_ref().map(|e| e.as_deref().map(str::trim).filter(|e| !e.is_empty())) {
+        Some(Some(e)) => Some(Some(parse_expiry(e)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    // An empty text or tag clears it, as when a campaign is made.
+    let change = CampaignChange {
+        name: body.name.as_deref(),
+        phone,
+        text: body.text.as_ref().map(Option::as_deref),
+        source: body.source.as_ref().map(Option::as_deref),
+        medium: body.medium.as_ref().map(Option::as_deref),
+        expires_at,
+    };
+    let edited = campaign.edited(&change, Timestamp::now()).map_err(|e| ApiError::invalid("invalid_campaign", format!("{}: {}", e.field, e.message)))?;
+    let stored = studio(state)?.update_campaign(&edited).await?;
+    tracing::info!(campaign = %stored.id, "campaign edited");
+    Ok((site, stored))
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,6 +34,7 @@ pub(crate) fn campaign_from_row(row: &PgRow) -> StoreResult<Campaign> {
         expires_at: row.try_get::<Option<PgTimestamp>, _>("expires_at")?.map(|t| t.0),
         created_by: row.try_get("created_by")?,
         created_at: row.try_get::<PgTimestamp, _>("created_at")?.0,
+        updated_at: row.try_get::<Option<PgTimestamp>, _>("updated_at")?.map(|t| t.0),
     })
 }
 
@@ -88,6 +89,26 @@ impl StudioStore for PostgresStore {
             Err(err) => return Err(err.into()),
         }
         self.campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound("campaign vanished after insert".into()))
+    }
+
+    async fn update_campaign(&self, c: &Campaign) -> StoreResult<Campaign> {
+        let done = sqlx::query(
+            "UPDATE campaigns SET name = $1, phone = $2, text = $3, source = $4, medium = $5, expires_at = $6, updated_at = $7 WHERE id = $8",
+        )
+        .bind(&c.name)
+        .bind(c.phone.as_str())
+        .bind(&c.text)
+        .bind(c.source.as_ref().map(Tag::as_str))
+        .bind(c.medium.as_ref().map(Tag::as_str))
+        .bind(c.expires_at.map(PgTimestamp))
+        .bind(c.updated_at.map(PgTimestamp))
+        .bind(&c.id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no campaign {}", c.id)));
+        }
+        self.campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound("campaign vanished after update".into()))
     }
 
     async fn campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {

@@ -37,6 +37,7 @@ pub(crate) fn campaign_from_row(row: &SqliteRow) -> StoreResult<Campaign> {
         expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts).transpose()?,
         created_by: row.try_get("created_by")?,
         created_at: ts(row.try_get("created_at")?)?,
+        updated_at: row.try_get::<Option<i64>, _>("updated_at")?.map(ts).transpose()?,
     })
 }
 
@@ -91,6 +92,26 @@ impl StudioStore for SqliteStore {
             Err(err) => return Err(err.into()),
         }
         self.campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound("campaign vanished after insert".into()))
+    }
+
+    async fn update_campaign(&self, c: &Campaign) -> StoreResult<Campaign> {
+        let done = sqlx::query(
+            "UPDATE campaigns SET name = ?, phone = ?, text = ?, source = ?, medium = ?, expires_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&c.name)
+        .bind(c.phone.as_str())
+        .bind(&c.text)
+        .bind(c.source.as_ref().map(Tag::as_str))
+        .bind(c.medium.as_ref().map(Tag::as_str))
+        .bind(c.expires_at.map(|t| t.as_microsecond()))
+        .bind(c.updated_at.map(|t| t.as_microsecond()))
+        .bind(&c.id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no campaign {}", c.id)));
+        }
+        self.campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound("campaign vanished after update".into()))
     }
 
     async fn campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {

@@ -34,6 +34,10 @@ pub trait StudioStore: Send + Sync {
     /// A `Conflict` when the short code is taken (the caller draws another).
     async fn create_campaign(&self, campaign: NewCampaign) -> StoreResult<Campaign>;
     async fn campaign(&self, id: &str) -> StoreResult<Option<Campaign>>;
+    /// Stores an edited campaign ([`Campaign::edited`]): its name, number, text, tags, expiry
+    /// and `updated_at`; its id, site, code and creation never change. Returns it as stored
+    /// (times to the microsecond).
+    async fn update_campaign(&self, campaign: &Campaign) -> StoreResult<Campaign>;
     async fn campaign_by_code(&self, code: &ShortCode) -> StoreResult<Option<Campaign>>;
     /// Newest first, at most `limit`.
     async fn campaigns(&self, filter: &CampaignFilter, limit: u32) -> StoreResult<Vec<Campaign>>;
