@@ -173,6 +173,22 @@ async fn journey(server: &Server, client: &Client, downloads: &Path) -> anyhow::
     screenshot(client, "qr-console-campaign.png").await?;
     client.execute("document.getElementById('scans-title').scrollIntoView()", vec![]).await?;
     screenshot(client, "qr-console-campaign-chart.png").await?;
+
+    // Change where the printed code goes: the form opens from its heading, filled in, and
+    // saving it shows the new message.
+    client.find(Locator::Css("#edit-title")).await?.click().await?;
+    let text = client.find(Locator::Css("[data-testid=edit-text]")).await?;
+    assert!(text.is_displayed().await?, "the edit form opens");
+    assert_eq!(text.prop("value").await?.as_deref(), Some("Hi! I saw your spring poster (ref {ref})"));
+    text.clear().await?;
+    text.send_keys("Hi! I saw your autumn window (ref {ref})").await?;
+    client.execute("document.getElementById('edit-title').scrollIntoView()", vec![]).await?;
+    screenshot(client, "qr-console-edit.png").await?;
+    client.find(Locator::Css("[data-testid=edit-save]")).await?.click().await?;
+    wait_for(Duration::from_secs(10), || async { client.find(Locator::XPath("//dd[contains(., 'your autumn window')]")).await.is_ok() })
+        .await
+        .context("the page does not show the saved message")?;
+    assert!(client.current_url().await?.path().starts_with("/console/campaigns/cmp_"), "back on the campaign page");
     Ok(())
 }
 
