@@ -379,6 +379,13 @@ async fn after_consenting_the_panel_shows_the_date_and_one_click_withdraws_throu
     let receipt = receipt.as_str().unwrap();
     assert!(receipt.contains("You agreed on") && receipt.contains(&reference.to_string()), "{receipt}");
     assert_eq!(js(&browser, &visible("cornetta-consent")).await, false, "the boxes give way to the receipt");
+    // The visitor's own copy of the receipt is one link away, and it is this consent's.
+    let href = js(&browser, "return r.querySelector('[data-testid=cornetta-receipt]').href;").await;
+    let key = server.site_key.clone().unwrap();
+    assert_eq!(href.as_str(), Some(format!("{}/v1/receipts/{reference}?site={key}", server.url).as_str()));
+    assert_eq!(js(&browser, &visible("cornetta-receipt")).await, true);
+    let copy: serde_json::Value = cornetta_tests::client().get(href.as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(copy["reference"].as_str(), Some(reference.to_string().as_str()), "{copy}");
 
     click(&browser, "cornetta-withdraw").await;
     until(&browser, &visible("cornetta-withdrawn")).await;

@@ -171,6 +171,40 @@ async fn a_receipt_carries_the_consent_and_verifies_offline() {
 }
 
 #[tokio::test]
+async fn a_visitor_downloads_their_own_receipt_by_its_reference_and_it_verifies_offline_without_their_number() {
+    let shop = Shop::start().await;
+    let created = shop.grant(&["utility"], Some(PHONE), "https://shop.example/cart").await;
+    let (id, reference) = (created["id"].as_str().unwrap(), created["reference"].as_str().unwrap());
+    // No token and no Origin: it is opened as a link, the reference is the credential.
+    let response = client().get(shop.server.at(&format!("/v1/receipts/{reference}?site={}", shop.site))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-disposition"], format!("attachment; filename=\"consent-receipt-{reference}.json\"").as_str());
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let receipt: Value = response.json().await.unwrap();
+    assert_eq!((receipt["consent_receipt_id"].as_str(), receipt["reference"].as_str()), (Some(id), Some(reference)));
+    assert_eq!(receipt["pii_principal_id"], Value::Null, "the number stays out of a receipt fetched by reference");
+    assert!(!receipt.to_string().contains(&PHONE[1..]), "no trace of the number: {receipt}");
+    assert!(receipt["notice"]["text"].as_str().unwrap().contains("Acme Shop"), "the notice the visitor saw");
+    let path = shop.server.data_dir.join("visitor-receipt.json");
+    std::fs::write(&path, serde_json::to_vec(&receipt).unwrap()).unwrap();
+    let out = shop.server.cli(&["receipt", "verify", path.to_str().unwrap(), "--public-key", &public_key(&shop).await]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    for (path, status, code) in [
+        (format!("/v1/receipts/{reference}"), 422, "missing_site"),
+        (format!("/v1/receipts/not-a-ref?site={}", shop.site), 422, "invalid_reference"),
+        (format!("/v1/receipts/{}?site={}", Reference::from_random([3; 10]), shop.site), 404, "not_found"),
+        (format!("/v1/receipts/{reference}?site=pk_000000000000000000000000"), 404, "not_found"),
+        (format!("/v1/receipts/{reference}?site={}&phone=1", shop.site), 422, "invalid_query"),
+    ] {
+        let response = client().get(shop.server.at(&path)).send().await.unwrap();
+        let got = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or_default();
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn a_modified_receipt_fails_and_says_what_does_not_hold() {
     let shop = Shop::start().await;
     let id = shop.grant(&["utility"], Some(PHONE), "https://shop.example/").await["id"].as_str().unwrap().to_owned();

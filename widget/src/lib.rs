@@ -677,6 +677,8 @@ fn Chat(
         view! { <ul class="agents" aria-label=ui.agents data-testid="cornetta-agents">{items}</ul> }
     });
     let closed = site.closed;
+    // The person's own copy of the consent receipt (`GET /v1/receipts/{reference}`).
+    let receipt_url = site.key.as_ref().map(|k| ([o.api.as_str(), "v1/receipts/"].concat(), ["?site=", k.as_str()].concat())).unwrap_or_default();
     let receipt = move || match consent() {
         Consent::Recorded { reference, at } => Some((fill(ui.agreed, &at), reference.to_string())),
         _ => None,
@@ -725,6 +727,8 @@ fn Chat(
             <p>{move || receipt().map(|r| r.0).unwrap_or_default()}</p>
             <p class="ref">{ui.reference}": "<strong data-testid="cornetta-reference">{move || receipt().map(|r| r.1).unwrap_or_default()}</strong></p>
             <button type="button" class="link" data-testid="cornetta-withdraw" on:click=withdraw>{ui.withdraw}</button>
+            <a class="link" data-testid="cornetta-receipt" target="_blank" rel="noopener" download
+                href=move || receipt().map(|r| [receipt_url.0.as_str(), &r.1, &receipt_url.1].concat()).unwrap_or_default()>{ui.receipt}</a>
         </div>
         <p class="receipt when-withdrawn" role="status" data-testid="cornetta-withdrawn">{ui.withdrawn}</p>
         <p class="note error when-failed" role="alert" data-testid="cornetta-error">

@@ -3,7 +3,8 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cornetta_shared::api::{ConsentCreated, ConsentEventView, ConsentPage, NewConsent, WithdrawConsent};
 use cornetta_shared::{Action, EventId, Method, Purpose, Reference, SiteKey};
@@ -22,6 +23,7 @@ pub(super) fn public_router() -> Router<AppState> {
     Router::new()
         .route("/v1/consents", post(create))
         .route("/v1/consents/{reference}/withdraw", post(withdraw))
+        .route("/v1/receipts/{reference}", get(visitor_receipt))
 }
 
 /// Routes for auditors and admins.
@@ -276,4 +278,43 @@ async fn one(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath
         return Err(ApiError::NotFound(format!("no consent event {id}")));
     }
     Ok(ApiJson(Viewer::default().view(&state.store, &state.keys, &event).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisitorReceiptQuery {
+    site: Option<String>,
+}
+
+/// `GET /v1/receipts/{reference}?site=pk_…` (public): the consent receipt of the grant with
+/// that reference, for the person who was given the reference (the widget's "Download your
+/// receipt"; a Kantara consent receipt is the person's own copy). The reference is the
+/// credential, as for withdrawal: 49 random bits, guessed at the public read limit never.
+/// The person's number is left out (a reference can travel in a WhatsApp message); the proof
+/// does not cover it, so the receipt still verifies offline.
+async fn visitor_receipt(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiPath(reference): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VisitorReceiptQuery>,
+) -> Result<Response, ApiError> {
+    state.limits.check(Bucket::PublicRead, ip)?;
+    let reference = Reference::parse(&reference).map_err(|e| ApiError::invalid("invalid_reference", e.to_string()))?;
+    let key = q.site.as_deref().ok_or_else(|| ApiError::invalid("missing_site", "name the site the consent was given on: ?site=pk_…"))?;
+    let key = SiteKey::parse(key).map_err(|e| ApiError::invalid("invalid_site", e.to_string()))?;
+    let site = site_for_key(&state, &key).await?;
+    let grant = state
+        .store
+        .grant_by_reference(&site.id, &reference)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no consent with reference {reference} at site {}", site.key)))?;
+    let mut receipt = crate::receipt::build(&state, &grant).await?;
+    receipt.pii_principal_id = None;
+    let mut response = ApiJson(receipt).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"consent-receipt-{reference}.json\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
