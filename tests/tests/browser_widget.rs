@@ -73,6 +73,10 @@ async fn a_visitor_opts_in_on_the_shop_page_and_is_sent_to_whatsapp_with_the_rec
     let shown = widget.find(Locator::Css("[data-testid=cornetta-reference]")).await.unwrap().text().await.unwrap();
     assert_eq!(shown, reference.to_string());
     assert!(receipt.is_displayed().await.unwrap());
+    // On this desktop viewport the panel also shows the chat link's QR code, drawn by the server.
+    let qr = "var h = document.querySelector('cornetta-widget'); var i = h && h.shadowRoot.querySelector('[data-testid=cornetta-qr] img'); \
+              return i && i.complete && i.naturalWidth > 0 ? i.naturalWidth : null;";
+    browser.wait_for_js(qr, WAIT).await.expect("the QR code image loads");
     let shot = browser.screenshot("foundation-panel-after-consent").await.unwrap();
     eprintln!("screenshot: {}", shot.display());
 

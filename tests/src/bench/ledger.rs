@@ -275,11 +275,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn status_bench(server: &Server, auditor: &str, site: &str, persons: u64, clients: usize, total: usize) -> anyhow::Result<()> {
     let http = client();
-    // Warm up: one request per client, also checks the answer.
+    // Check the answer once.
     let url = server.at(&format!("/v1/subjects/{}/status?site={site}&purpose=utility", phone_of(persons / 2)));
     let answer: serde_json::Value = http.get(&url).bearer_auth(auditor).send().await?.json().await?;
     if answer["purposes"][0]["consented"] != true {
         bail!("status of a person with a utility grant says no consent: {answer}");
+    }
+    // Warm up: one request per client at once, so the measured lookups run on `clients`
+    // open keep-alive connections, as a steady load does (opening a connection is not a
+    // lookup; before, the first lookup of each client also opened its connection).
+    let mut warm = Vec::new();
+    for _ in 0..clients {
+        let (http, url, token) = (http.clone(), url.clone(), auditor.to_owned());
+        warm.push(tokio::spawn(async move { http.get(&url).bearer_auth(&token).send().await?.error_for_status()?.bytes().await }));
+    }
+    for w in warm {
+        w.await??;
     }
     let per_client = total / clients;
     let deadline = Instant::now() + Duration::from_secs(120);
