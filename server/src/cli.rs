@@ -212,6 +212,11 @@ pub enum SiteCommand {
         /// Only this language (e.g. en, it).
         #[arg(long)]
         lang: Option<String>,
+        /// Publish a new version first, from a JSON file:
+        /// {"lang": "en", "intro": "…", "purposes": [{"purpose": "utility", "label": "…"}], "privacy_url": "https://…"}.
+        /// Visitors are shown it from their next request; consents keep the version they were given on.
+        #[arg(long, value_name = "FILE.json")]
+        publish: Option<PathBuf>,
     },
     /// Show or replace a site's widget settings (agents, hours, greeting, message…); the
     /// JSON shape is documented in widget/README.md.
@@ -554,10 +559,23 @@ async fn site(command: SiteCommand) -> anyhow::Result<()> {
             let origins = crate::sites::set_origins(&db, &site.id, origins).await?;
             println!("{}  origins={}", site.key, origins.join(","));
         }
-        SiteCommand::Notices { store, key, lang } => {
+        SiteCommand::Notices { store, key, lang, publish } => {
             let lang = lang.as_deref().map(Lang::parse).transpose().map_err(|e| anyhow::anyhow!("--lang: {e}"))?;
             let db = open(&store).await?;
             let site = find_site(&db, &key).await?;
+            if let Some(path) = publish {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                if crate::http::json_has_nul(text.as_bytes()) {
+                    anyhow::bail!("{}: a value holds a NUL character (\\u0000), which no notice may contain; remove it", path.display());
+                }
+                let body: crate::http::sites::PublishNotice = serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("{}: {e}; expected {{\"lang\", \"intro\", \"purposes\": [{{\"purpose\", \"label\"}}], \"privacy_url\"?}}", path.display())
+                })?;
+                let new = crate::notice::prepare(&site.id, body.lang, &body.intro, body.purposes, body.privacy_url)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                let published = db.publish_notice(new).await?;
+                eprintln!("published {} version {} of site {}", published.lang, published.version, site.key);
+            }
             let all = db.notices(&site.id).await?;
             for n in all.iter().filter(|n| lang.is_none_or(|l| n.lang == l)) {
                 let current = if crate::notice::is_current(n, &all) { "  current" } else { "" };

@@ -171,6 +171,30 @@ pub async fn an_admin_manages_a_site_and_the_auditor_reads_its_notice_history(se
     assert!(heads[1].contains("v2") && heads[1].ends_with("current"), "{printed}");
     let first_line = first["canonical_text"].as_str().unwrap().lines().next().unwrap();
     assert!(printed.contains(&format!("    {first_line}")), "{printed}");
+    // A new version from a file, through the CLI; a bad file names itself and publishes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notice-en.json");
+    let english = json!({"lang": "en", "intro": "Bottega Rossi answers on WhatsApp.", "purposes": [{"purpose": "support", "label": "I agree that Bottega Rossi may answer my questions on WhatsApp"}]});
+    std::fs::write(&file, english.to_string()).unwrap();
+    let out = server.cli(&["site", "notices", &key, "--lang", "en", "--publish", file.to_str().unwrap()]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let heads: Vec<&str> = printed.lines().filter(|l| l.starts_with("ntc_")).collect();
+    assert!(heads.len() == 2 && heads[1].contains("v2") && heads[1].ends_with("current"), "{printed}");
+    assert!(printed.contains("    [support] I agree that Bottega Rossi may answer my questions on WhatsApp"), "{printed}");
+    for (bad, named) in [
+        (json!({"lang": "en", "intro": "", "purposes": [{"purpose": "utility", "label": "x"}]}), "intro is empty"),
+        (json!({"lang": "en", "intro": "Hi", "purposes": [{"purpose": "newsletters", "label": "x"}]}), "newsletters"),
+        (json!({"lang": "en", "intro": "Hi\u{0}", "purposes": [{"purpose": "utility", "label": "x"}]}), "NUL"),
+    ] {
+        std::fs::write(&file, bad.to_string()).unwrap();
+        let out = server.cli(&["site", "notices", &key, "--publish", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(file.to_str().unwrap()) && stderr.contains(named), "{bad}: {stderr}");
+    }
+    let (_, english) = call(server, Method::GET, &format!("/v1/sites/{key}/notices?lang=en"), Some(&auditor), None).await;
+    assert_eq!(english["notices"].as_array().map(Vec::len), Some(2), "the bad files published nothing: {english}");
+
     let out = server.cli(&["site", "notices", &key, "--lang", "??"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--lang"), "{}", String::from_utf8_lossy(&out.stderr));
 

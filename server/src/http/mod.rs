@@ -8,7 +8,7 @@ mod consents;
 mod health;
 mod ledger;
 pub(crate) mod link;
-mod sites;
+pub(crate) mod sites;
 mod whatsapp;
 mod widget;
 

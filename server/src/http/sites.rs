@@ -154,14 +154,15 @@ async fn list(State(state): State<AppState>, bearer: Bearer) -> Result<ApiJson<V
     Ok(ApiJson(sites.iter().filter(|s| bearer.0.reaches_site(&s.id)).map(site_view).collect()))
 }
 
+/// The body of `POST /v1/sites/{key}/notices`, and the file of `cornetta site notices --publish`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PublishNotice {
-    lang: Lang,
-    intro: String,
-    purposes: Vec<NoticePurpose>,
+pub(crate) struct PublishNotice {
+    pub(crate) lang: Lang,
+    pub(crate) intro: String,
+    pub(crate) purposes: Vec<NoticePurpose>,
     #[serde(default)]
-    privacy_url: Option<String>,
+    pub(crate) privacy_url: Option<String>,
 }
 
 async fn publish_notice(
