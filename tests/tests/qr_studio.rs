@@ -300,13 +300,45 @@ async fn an_edited_campaign_sends_the_same_printed_code_to_the_new_number_and_te
     let html = refused.text().await.unwrap();
     assert!(html.contains(r#"data-testid="form-error">text: "#), "the page names the field: {html}");
     assert!(landing(server, &short).await.1.starts_with("Ciao! Vetrina "), "a refused form changes nothing");
-    let saved = save(csrf, "Buone feste! {ref}".into()).await;
+    let saved = save(csrf.clone(), "Buone feste! {ref}".into()).await;
     assert_eq!((saved.status().as_u16(), saved.headers()["location"].to_str().unwrap()), (303, format!("/console/campaigns/{id}").as_str()));
     assert!(landing(server, &short).await.1.starts_with("Buone feste! "), "the next scan opens the console's new message");
     let now: Value = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!((&now["name"], &now["expires_at"], &now["medium"]), (&json!("Window sticker (winter)"), &json!("2100-01-01T00:00:00Z"), &json!("window")), "{now}");
     let flyer_page = http.get(server.at(&format!("/console/campaigns/{flyer_id}"))).header("cookie", &session).send().await.unwrap().text().await.unwrap();
     assert!(flyer_page.contains(r#"data-testid="edit-name""#) && !flyer_page.contains(r#"data-testid="edit-text""#), "a static campaign's form has no message to change");
+    assert!(!flyer_page.contains(r#"data-testid="end-form""#), "a static code cannot be ended");
+
+    // Ending it from the console: every printed code then shows the ended page.
+    let html = http.get(&page_url).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"data-testid="end-form""#), "a live tracked campaign can be ended");
+    let end = |csrf: String| {
+        let (http, session, url, origin) = (http.clone(), session.clone(), format!("{page_url}/end"), server.url.clone());
+        async move { http.post(url).header("cookie", session).header("origin", origin).form(&[("csrf", csrf.as_str())]).send().await.unwrap() }
+    };
+    assert_eq!(end("wrong".into()).await.status(), 403);
+    assert_eq!(scan(server, &short, IPHONE).await.status(), 302, "a refused end changes nothing");
+    assert_eq!(end(csrf.clone()).await.status(), 303);
+    assert_eq!(scan(server, &short, IPHONE).await.status(), 410, "the printed code now says the campaign has ended");
+    let html = http.get(&page_url).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"<span class="tag">ended</span>"#) && !html.contains(r#"data-testid="end-form""#), "the page says it ended");
+
+    // And over the API: a second end keeps the first; a static campaign cannot be ended.
+    let end_api = |id: String| {
+        let (url, token) = (server.at(&format!("/v1/campaigns/{id}/end")), token.clone());
+        async move {
+            let res = client().post(url).bearer_auth(token).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, first) = end_api(id.to_owned()).await;
+    assert_eq!((status, &first["expired"]), (200, &json!(true)), "{first}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (_, again) = end_api(id.to_owned()).await;
+    assert_eq!(again["expires_at"], first["expires_at"], "ending an ended campaign keeps its end");
+    let (status, refused) = end_api(flyer_id.to_owned()).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("static_campaign")), "{refused}");
+    assert_eq!(end_api("cmp_nope".into()).await.0, 404);
 }
 
 #[tokio::test]

@@ -349,6 +349,16 @@ pub struct CampaignChange<'a> {
 }
 
 impl Campaign {
+    /// The campaign ended at `now` (an earlier end stays): its code then shows "this campaign
+    /// has ended" (410). A static code goes straight to WhatsApp, so it cannot be ended.
+    pub fn ended(&self, now: Timestamp) -> Result<Campaign, CampaignError> {
+        if !self.tracked() {
+            return Err(field_error("tracked", "a static campaign's code holds the wa.me link itself and never reaches this server, so it cannot be ended"));
+        }
+        let end = self.expires_at.filter(|e| *e <= now).unwrap_or(now);
+        Ok(Campaign { expires_at: Some(end), updated_at: Some(now), ..self.clone() })
+    }
+
     /// The campaign after `change`, checked as a new one is. A tracked campaign's printed
     /// code holds only its short link, so its number and text may change (as Meta lets a
     /// WhatsApp QR code's message change); a static code holds the wa.me link itself, so
@@ -476,6 +486,20 @@ mod tests {
         assert_eq!(fixed.edited(&CampaignChange { phone: Some(other), ..CampaignChange::default() }, now).unwrap_err().field, "phone");
         let same = CampaignChange { name: Some("Flyer"), text: Some(Some("Hi")), ..CampaignChange::default() };
         assert_eq!(fixed.edited(&same, now).unwrap().name, "Flyer", "the same text is no change");
+    }
+
+    #[test]
+    fn ending_a_campaign_keeps_an_earlier_end_and_refuses_a_static_one() {
+        let now = Timestamp::now();
+        let tracked = NewCampaign::build("site_1", input(None, true), "token:t".into(), now).unwrap().into_campaign();
+        let ended = tracked.ended(now).unwrap();
+        assert_eq!((ended.expires_at, ended.is_expired(now)), (Some(now), true));
+        let later = now + jiff::SignedDuration::from_secs(60);
+        assert_eq!(ended.ended(later).unwrap().expires_at, Some(now), "an earlier end stays");
+        let future = Campaign { expires_at: Some(later + jiff::SignedDuration::from_secs(3600)), ..tracked.clone() };
+        assert_eq!(future.ended(later).unwrap().expires_at, Some(later), "a future end moves to now");
+        let fixed = NewCampaign::build("site_1", input(None, false), "token:t".into(), now).unwrap().into_campaign();
+        assert_eq!(fixed.ended(now).unwrap_err().field, "tracked");
     }
 
     #[test]

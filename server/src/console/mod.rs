@@ -25,7 +25,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::http::campaigns::{CreateCampaign, EditCampaign, campaign_for, campaign_qr_response, create_campaign, csv_response, edit_campaign, stats_for, studio, StatsQuery};
+use crate::http::campaigns::{CreateCampaign, EditCampaign, campaign_for, campaign_qr_response, create_campaign, csv_response, edit_campaign, end_campaign, stats_for, studio, StatsQuery};
 use crate::http::link::{RenderQuery, parse_phone, qr_response};
 use crate::state::AppState;
 use crate::store::studio::{CampaignFilter, ConsoleSession};
@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/campaigns", get(campaigns_page).post(create))
         .route("/console/campaigns/{id}", get(campaign_page).post(edit))
+        .route("/console/campaigns/{id}/end", post(end))
         .route("/console/campaigns/{id}/qr", get(campaign_qr))
         .route("/console/campaigns/{id}/stats.csv", get(campaign_csv))
         .route("/console/preview", get(preview))
@@ -427,6 +428,20 @@ async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marke
     match edit_campaign(&state, &marketer.token, &id, &body).await {
         Ok((_, campaign)) => Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response(),
         // An unknown campaign renders as the page's own 404.
+        Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), err.status()).await,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn end(State(state): State<AppState>, headers: HeaderMap, marketer: Marketer, Path(id): Path<String>, form: Result<Form<CsrfForm>, FormRejection>) -> Response {
+    if let Err(r) = check_origin(&headers) {
+        return r;
+    }
+    if let Err(r) = marketer.check_csrf(&form.map(|Form(f)| f.csrf).unwrap_or_default()) {
+        return r;
+    }
+    match end_campaign(&state, &marketer.token, &id).await {
+        Ok((_, campaign)) => Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response(),
         Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), err.status()).await,
         Err(err) => err.into_response(),
     }

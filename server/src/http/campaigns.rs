@@ -30,6 +30,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/campaigns", post(create).get(list))
         .route("/v1/campaigns/{id}", get(show).patch(edit))
+        .route("/v1/campaigns/{id}/end", post(end))
         .route("/v1/campaigns/{id}/stats", get(stats))
         .route("/v1/campaigns/{id}/qr", get(campaign_qr))
         .route("/q/{code}", get(redirect))
@@ -293,6 +294,23 @@ async fn edit(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPat
     bearer.require(Role::Marketer, None)?;
     let (site, edited) = edit_campaign(&state, &bearer.0, &id, &body).await?;
     Ok(ApiJson(view(&state, &site, &edited)?))
+}
+
+/// `POST /v1/campaigns/{id}/end` (marketer): ends a tracked campaign now; its printed codes
+/// then show "this campaign has ended". Ending an ended campaign keeps its first end.
+async fn end(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<ApiJson<CampaignView>, ApiError> {
+    bearer.require(Role::Marketer, None)?;
+    let (site, ended) = end_campaign(&state, &bearer.0, &id).await?;
+    Ok(ApiJson(view(&state, &site, &ended)?))
+}
+
+/// Ends a campaign the token may see (API or console), and stores it.
+pub(crate) async fn end_campaign(state: &AppState, token: &TokenInfo, id: &str) -> Result<(Site, Campaign), ApiError> {
+    let (site, campaign) = campaign_for(state, token, id).await?;
+    let ended = campaign.ended(Timestamp::now()).map_err(|e| ApiError::invalid("static_campaign", e.message))?;
+    let stored = studio(state)?.update_campaign(&ended).await?;
+    tracing::info!(campaign = %stored.id, "campaign ended");
+    Ok((site, stored))
 }
 
 /// Applies an edit (API or console) to a campaign the token may see, and stores it.
