@@ -349,16 +349,22 @@ fn form_to_body(form: &CampaignForm) -> CreateCampaign {
     }
 }
 
-async fn create(State(state): State<AppState>, headers: HeaderMap, marketer: Marketer, form: Result<Form<CampaignForm>, FormRejection>) -> Response {
-    if let Err(r) = check_origin(&headers) {
-        return r;
-    }
+/// A campaign form posted to the console: from this origin, readable, and carrying the
+/// session's CSRF token; otherwise the page that refuses it.
+fn posted<T>(headers: &HeaderMap, marketer: &Marketer, form: Result<Form<T>, FormRejection>, csrf: impl FnOnce(&T) -> &str) -> Result<T, Response> {
+    check_origin(headers)?;
     let Ok(Form(form)) = form else {
-        return page(StatusCode::BAD_REQUEST, pages::notice_page("Form not readable", "The campaign form could not be read. Go back and try again."));
+        return Err(page(StatusCode::BAD_REQUEST, pages::notice_page("Form not readable", "The campaign form could not be read. Go back and try again.")));
     };
-    if let Err(r) = marketer.check_csrf(&form.csrf) {
-        return r;
-    }
+    marketer.check_csrf(csrf(&form))?;
+    Ok(form)
+}
+
+async fn create(State(state): State<AppState>, headers: HeaderMap, marketer: Marketer, form: Result<Form<CampaignForm>, FormRejection>) -> Response {
+    let form = match posted(&headers, &marketer, form, |f| &f.csrf) {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
     match create_campaign(&state, &marketer.token, form_to_body(&form)).await {
         Ok((_, campaign)) => {
             tracing::info!(campaign = %campaign.id, "campaign created in the console");
@@ -406,15 +412,10 @@ pub struct EditForm {
 }
 
 async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marketer, Path(id): Path<String>, form: Result<Form<EditForm>, FormRejection>) -> Response {
-    if let Err(r) = check_origin(&headers) {
-        return r;
-    }
-    let Ok(Form(form)) = form else {
-        return page(StatusCode::BAD_REQUEST, pages::notice_page("Form not readable", "The campaign form could not be read. Go back and try again."));
+    let form = match posted(&headers, &marketer, form, |f| &f.csrf) {
+        Ok(form) => form,
+        Err(refused) => return refused,
     };
-    if let Err(r) = marketer.check_csrf(&form.csrf) {
-        return r;
-    }
     let expires = form.expires.filter(|e| Some(e) != form.expires_was.as_ref());
     let body = EditCampaign {
         name: form.name,
@@ -434,11 +435,8 @@ async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marke
 }
 
 async fn end(State(state): State<AppState>, headers: HeaderMap, marketer: Marketer, Path(id): Path<String>, form: Result<Form<CsrfForm>, FormRejection>) -> Response {
-    if let Err(r) = check_origin(&headers) {
-        return r;
-    }
-    if let Err(r) = marketer.check_csrf(&form.map(|Form(f)| f.csrf).unwrap_or_default()) {
-        return r;
+    if let Err(refused) = posted(&headers, &marketer, form, |f| &f.csrf) {
+        return refused;
     }
     match end_campaign(&state, &marketer.token, &id).await {
         Ok((_, campaign)) => Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response(),
