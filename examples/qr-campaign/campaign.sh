@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A marketer's QR campaign with Cornetta: a tracked short link for a poster, its print-ready
-# codes, a scan, the campaign's figures, and a batch of codes made offline. Run it against a
-# running server (`cargo xtask run`):
+# codes, a scan, the campaign's figures, a new message behind the printed code, the end of
+# the campaign, and a batch of codes made offline. Run it against a running server
+# (`cargo xtask run`):
 #
 #   export CORNETTA_TOKEN=$(cornetta token create --role marketer)
 #   examples/qr-campaign/campaign.sh
@@ -45,7 +46,17 @@ echo "4. The campaign's scans per day and device (CSV)"
 api -o "$OUT/stats.csv" "$URL/v1/campaigns/$ID/stats?format=csv"
 sed 's/^/   /' "$OUT/stats.csv"
 
-echo "5. A batch of codes made offline from a CSV (name, phone, text); bad rows are reported by line"
+echo "5. The offer changes after printing: the same poster code now opens the new message"
+api -X PATCH -H 'Content-Type: application/json' "$URL/v1/campaigns/$ID" \
+  -d '{"text": "Hi! I saw your summer poster (ref {ref})"}' > "$OUT/campaign-edited.json"
+curl --silent --show-error -o /dev/null -A 'Mozilla/5.0 (Linux; Android 15; Pixel 9)' \
+  -w '   %{http_code} -> %{redirect_url}\n' "$SHORT"
+
+echo "6. The season is over: end the campaign; the printed code now says it has ended"
+api -X POST "$URL/v1/campaigns/$ID/end" > "$OUT/campaign-ended.json"
+curl --silent --show-error -o /dev/null -w '   %{http_code} (the scanner sees "This campaign has ended")\n' "$SHORT"
+
+echo "7. A batch of codes made offline from a CSV (name, phone, text); bad rows are reported by line"
 "$BIN" qr --batch "$HERE/codes.csv" -o "$OUT/codes.zip"
 python3 -c 'import sys, zipfile; print("\n".join("   " + n for n in zipfile.ZipFile(sys.argv[1]).namelist()))' "$OUT/codes.zip"
 echo "Files written to $OUT/"

@@ -97,6 +97,8 @@ async fn the_qr_campaign_example_makes_codes_counts_a_scan_and_batches_offline()
     assert_eq!(stats.lines().next(), Some("day,ios,android,desktop,other,bot,total"), "{stats}");
     let today = stats.lines().last().unwrap();
     assert!(today.ends_with(",1,0,0,0,0,1"), "today's one iPhone scan is counted:\n{stats}");
+    assert!(stdout.contains("302 -> https://wa.me/393331234567?text=Hi%21%20I%20saw%20your%20summer%20poster%20%28ref%20"), "the edited text:\n{stdout}");
+    assert!(stdout.contains("   410 (the scanner sees"), "the ended campaign's code:\n{stdout}");
 
     let zip = std::fs::read(out.path().join("codes.zip")).unwrap();
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
