@@ -205,6 +205,53 @@ async fn a_visitor_downloads_their_own_receipt_by_its_reference_and_it_verifies_
 }
 
 #[tokio::test]
+async fn a_visitor_who_comes_back_withdraws_on_the_withdrawal_page_with_their_reference() {
+    let shop = Shop::start().await;
+    let created = shop.grant(&["utility", "marketing"], None, "https://shop.example/cart").await;
+    let reference = created["reference"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = shop.server.at("/withdraw");
+
+    // The page, linked from the receipt, with the reference filled in; plain HTML, no script.
+    let (_, receipt) = shop.get(&format!("/v1/consents/{}/receipt", created["id"].as_str().unwrap()), &shop.auditor).await;
+    let method = receipt["withdrawal"]["method"].as_str().unwrap();
+    assert!(method.contains(&format!("/withdraw?site={}", shop.site)), "the receipt names the page: {method}");
+    let res = http.get(format!("{page}?site={}&ref={reference}", shop.site)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("form-action 'self'"));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Withdraw your consent to Acme Shop") && html.contains(&format!(r#"value="{reference}""#)) && !html.contains("<script"), "{html}");
+    assert_eq!(http.get(format!("{page}?site=pk_000000000000000000000000")).send().await.unwrap().status(), 404);
+
+    let post = |origin: &str, reference: &str| {
+        let (http, page, origin, form) = (http.clone(), page.clone(), origin.to_owned(), [("site", shop.site.clone()), ("reference", reference.to_owned())]);
+        async move {
+            let res = http.post(page).header("origin", origin).form(&form).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    // Refused, saying why, and nothing is recorded.
+    let own = shop.server.url.clone();
+    assert_eq!(post("https://evil.example", &reference).await.0, 403, "only a form on Cornetta's own page");
+    let (status, html) = post(&own, "K7QXM").await;
+    assert!(status == 422 && html.contains("That is not a reference"), "{status}: {html}");
+    let (status, html) = post(&own, &Reference::from_random([5; 10]).to_string()).await;
+    assert!(status == 404 && html.contains("Acme Shop has no consent with the reference"), "{status}: {html}");
+    let (_, events) = shop.get(&format!("/v1/consents?reference={reference}"), &shop.auditor).await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "only the grant: {events}");
+
+    // Withdrawn: every purpose, recorded as a web form with the visitor's evidence.
+    let (status, html) = post(&own, &reference.to_lowercase()).await;
+    assert!(status == 200 && html.contains(&format!("Your consent with the reference {reference} was withdrawn on")), "{status}: {html}");
+    let (_, events) = shop.get(&format!("/v1/consents?reference={reference}"), &shop.auditor).await;
+    let withdrawn = &events["events"][1];
+    assert_eq!((withdrawn["action"].as_str(), withdrawn["method"].as_str()), (Some("withdrawn"), Some("form")), "{events}");
+    assert_eq!(withdrawn["purposes"], json!(["marketing", "utility"]), "{events}");
+    assert_eq!(withdrawn["ip"], "127.0.0.0/24");
+    assert!(!shop.server.log().contains(&reference), "the reference stays out of the log");
+}
+
+#[tokio::test]
 async fn a_modified_receipt_fails_and_says_what_does_not_hold() {
     let shop = Shop::start().await;
     let id = shop.grant(&["utility"], Some(PHONE), "https://shop.example/").await["id"].as_str().unwrap().to_owned();

@@ -11,6 +11,7 @@
 //! without JavaScript; `console.js` only enhances (live preview, copy button).
 
 pub mod pages;
+mod withdraw;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
@@ -54,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/campaigns/{id}/qr", get(campaign_qr))
         .route("/console/campaigns/{id}/stats.csv", get(campaign_csv))
         .route("/console/preview", get(preview))
+        .route("/withdraw", get(withdraw::show).post(withdraw::withdraw))
         .route("/console/assets/console.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/console/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
 }
