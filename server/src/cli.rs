@@ -520,6 +520,16 @@ async fn find_site(store: &DynStore, key: &str) -> anyhow::Result<crate::store::
     store.site_by_key(&key).await?.with_context(|| format!("no site has the key {key}; `cornetta site list` shows them"))
 }
 
+/// A JSON file given on the command line (`--set-file`, `--publish`), read as `what`: a NUL
+/// character is refused as the API refuses it, and a parse error names the file and `shape`.
+fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path, what: &str, shape: &str) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if crate::http::json_has_nul(text.as_bytes()) {
+        anyhow::bail!("{}: a value holds a NUL character (\\u0000), which no {what} may contain; remove it", path.display());
+    }
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid {what} JSON ({shape})", path.display()))
+}
+
 async fn site(command: SiteCommand) -> anyhow::Result<()> {
     match command {
         SiteCommand::Create { store, business, phones, origins, region, lang } => {
@@ -564,13 +574,8 @@ async fn site(command: SiteCommand) -> anyhow::Result<()> {
             let db = open(&store).await?;
             let site = find_site(&db, &key).await?;
             if let Some(path) = publish {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                if crate::http::json_has_nul(text.as_bytes()) {
-                    anyhow::bail!("{}: a value holds a NUL character (\\u0000), which no notice may contain; remove it", path.display());
-                }
-                let body: crate::http::sites::PublishNotice = serde_json::from_str(&text).map_err(|e| {
-                    anyhow::anyhow!("{}: {e}; expected {{\"lang\", \"intro\", \"purposes\": [{{\"purpose\", \"label\"}}], \"privacy_url\"?}}", path.display())
-                })?;
+                let body: crate::http::sites::PublishNotice =
+                    read_json_file(&path, "notice", r#"{"lang", "intro", "purposes": [{"purpose", "label"}], "privacy_url"?}"#)?;
                 let new = crate::notice::prepare(&site.id, body.lang, &body.intro, body.purposes, body.privacy_url)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                 let published = db.publish_notice(new).await?;
@@ -593,12 +598,7 @@ async fn site(command: SiteCommand) -> anyhow::Result<()> {
                 return Ok(());
             };
             let region = region.as_deref().map(Region::parse).transpose().map_err(|e| anyhow::anyhow!("--region: {e}"))?;
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            if crate::http::json_has_nul(text.as_bytes()) {
-                anyhow::bail!("{}: a value holds a NUL character (\\u0000), which no setting may contain; remove it", path.display());
-            }
-            let settings: cornetta_shared::widget::WidgetSettings =
-                serde_json::from_str(&text).with_context(|| format!("{} is not valid widget settings JSON (see widget/README.md)", path.display()))?;
+            let settings: cornetta_shared::widget::WidgetSettings = read_json_file(&path, "widget settings", "see widget/README.md")?;
             let settings = crate::widget_settings::check(settings, region).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             db.update_site_widget(&site.id, serde_json::to_value(&settings)?).await?;
             eprintln!("Updated the widget settings of {}; pages pick them up when a visitor next opens the chat.", site.key);

@@ -351,13 +351,19 @@ fn form_to_body(form: &CampaignForm) -> CreateCampaign {
     }
 }
 
-/// A campaign form posted to the console: from this origin, readable, and carrying the
-/// session's CSRF token; otherwise the page that refuses it.
-fn posted<T>(headers: &HeaderMap, marketer: &Marketer, form: Result<Form<T>, FormRejection>, csrf: impl FnOnce(&T) -> &str) -> Result<T, Response> {
+/// A form posted from one of this server's pages: from this origin and readable; otherwise
+/// the page that refuses it.
+fn read_form<T>(headers: &HeaderMap, form: Result<Form<T>, FormRejection>) -> Result<T, Response> {
     check_origin(headers)?;
     let Ok(Form(form)) = form else {
-        return Err(page(StatusCode::BAD_REQUEST, pages::notice_page("Form not readable", "The campaign form could not be read. Go back and try again.")));
+        return Err(page(StatusCode::BAD_REQUEST, pages::notice_page("Form not readable", "The form could not be read. Go back and try again.")));
     };
+    Ok(form)
+}
+
+/// A campaign form posted to the console: [`read_form`], and carrying the session's CSRF token.
+fn posted<T>(headers: &HeaderMap, marketer: &Marketer, form: Result<Form<T>, FormRejection>, csrf: impl FnOnce(&T) -> &str) -> Result<T, Response> {
+    let form = read_form(headers, form)?;
     marketer.check_csrf(csrf(&form))?;
     Ok(form)
 }

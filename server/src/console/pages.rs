@@ -9,7 +9,7 @@ use crate::campaigns::{Campaign, DeviceClass, short_url};
 use crate::state::AppState;
 use crate::store::Site;
 
-fn render(t: &impl Template) -> String {
+pub(super) fn render(t: &impl Template) -> String {
     t.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, "a console template failed");
         "<!doctype html><title>Error</title><p>The page could not be drawn; the details were logged.</p>".to_owned()

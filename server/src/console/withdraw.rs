@@ -9,11 +9,11 @@ use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use cornetta_shared::{Method, Reference, SiteKey};
 use serde::Deserialize;
 
-use super::{check_origin, page};
+use super::{page, read_form};
 use crate::consents::{self, Evidence, truncate_ip};
 use crate::error::ApiError;
 use crate::http::{ClientIp, UserAgent};
@@ -40,12 +40,7 @@ pub(super) struct WithdrawForm {
 }
 
 fn render(site: &Site, reference: &str, error: Option<&str>, done: Option<&str>, status: StatusCode) -> Response {
-    let tpl = WithdrawTpl { business: &site.business_name, site: site.key.as_str(), reference, error, done };
-    let html = tpl.render().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the withdrawal template failed");
-        "<!doctype html><title>Error</title><p>The page could not be drawn; the details were logged.</p>".to_owned()
-    });
-    page(status, html)
+    page(status, super::pages::render(&WithdrawTpl { business: &site.business_name, site: site.key.as_str(), reference, error, done }))
 }
 
 async fn site_of(state: &AppState, key: &str) -> Result<Site, Response> {
@@ -54,13 +49,13 @@ async fn site_of(state: &AppState, key: &str) -> Result<Site, Response> {
     match state.store.site_by_key(&key).await {
         Ok(Some(site)) => Ok(site),
         Ok(None) => Err(unknown()),
-        Err(e) => Err(axum::response::IntoResponse::into_response(ApiError::from(e))),
+        Err(e) => Err(ApiError::from(e).into_response()),
     }
 }
 
 pub(super) async fn show(State(state): State<AppState>, ClientIp(ip): ClientIp, Query(q): Query<WithdrawForm>) -> Response {
     if let Err(e) = state.limits.check(Bucket::PublicRead, ip) {
-        return axum::response::IntoResponse::into_response(e);
+        return e.into_response();
     }
     match site_of(&state, &q.site).await {
         Ok(site) => render(&site, q.reference.trim(), None, None, StatusCode::OK),
@@ -75,15 +70,13 @@ pub(super) async fn withdraw(
     UserAgent(user_agent): UserAgent,
     form: Result<Form<WithdrawForm>, FormRejection>,
 ) -> Response {
-    if let Err(r) = check_origin(&headers) {
-        return r;
-    }
-    if let Err(e) = state.limits.check(Bucket::PublicWrite, ip) {
-        return axum::response::IntoResponse::into_response(e);
-    }
-    let Ok(Form(form)) = form else {
-        return page(StatusCode::BAD_REQUEST, super::pages::notice_page("Form not readable", "The form could not be read. Go back and try again."));
+    let form = match read_form(&headers, form) {
+        Ok(form) => form,
+        Err(refused) => return refused,
     };
+    if let Err(e) = state.limits.check(Bucket::PublicWrite, ip) {
+        return e.into_response();
+    }
     let site = match site_of(&state, &form.site).await {
         Ok(site) => site,
         Err(refused) => return refused,
@@ -99,7 +92,7 @@ pub(super) async fn withdraw(
             let message = format!("{} has no consent with the reference {reference}. Check it against your chat message or receipt.", site.business_name);
             return render(&site, typed, Some(&message), None, StatusCode::NOT_FOUND);
         }
-        Err(e) => return axum::response::IntoResponse::into_response(ApiError::from(e)),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let evidence = Evidence { ip: Some(truncate_ip(ip)), user_agent, ..Evidence::default() };
     match consents::withdraw(&state.store, &state.keys, &grant, None, Method::Form, "withdrawal page".to_owned(), evidence).await {
@@ -113,6 +106,6 @@ pub(super) async fn withdraw(
             render(&site, typed, None, Some(&done), StatusCode::OK)
         }
         Err(e) if e.status().is_client_error() => render(&site, typed, Some(&e.to_string()), None, e.status()),
-        Err(e) => axum::response::IntoResponse::into_response(e),
+        Err(e) => e.into_response(),
     }
 }
