@@ -202,11 +202,7 @@ impl Campaign {
 
     /// The wa.me link a scan goes to, with `{ref}` replaced by `reference`.
     pub fn link_for(&self, reference: Option<&Reference>) -> Result<WaLink, cornetta_shared::link::LinkError> {
-        let text = self.text.as_deref().map(|t| match reference {
-            Some(r) => t.replace(REF_PLACEHOLDER, &r.to_string()),
-            None => t.to_owned(),
-        });
-        WaLink::new(self.phone.clone(), text.as_deref())
+        link(&self.phone, self.text.as_deref(), reference)
     }
 
     /// Whether the text asks for a per-scan reference.
@@ -268,11 +264,21 @@ pub struct CampaignInput<'a> {
     pub expires_at: Option<Timestamp>,
 }
 
-impl NewCampaign {
-    /// Checks the inputs: a name, tags, a text whose link fits (with a reference in place
-    /// of `{ref}`), `{ref}` only when tracked, an expiry in the future.
-    pub fn build(site_id: &str, input: CampaignInput<'_>, created_by: String, now: Timestamp) -> Result<Self, CampaignError> {
-        let name = input.name.trim();
+/// A campaign's inputs once checked and normalised (trimmed, empty ones dropped).
+#[derive(Debug)]
+struct CheckedInput {
+    name: String,
+    text: Option<String>,
+    source: Option<Tag>,
+    medium: Option<Tag>,
+}
+
+impl CampaignInput<'_> {
+    /// The checks of a new campaign and of an edit: a name, tags, a text whose link fits
+    /// (with a reference in place of `{ref}`), `{ref}` only when tracked, an expiry in the
+    /// future.
+    fn check(&self, now: Timestamp) -> Result<CheckedInput, CampaignError> {
+        let name = self.name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(field_error("name", format!("the name must be 1 to {MAX_NAME_CHARS} characters")));
         }
@@ -280,43 +286,57 @@ impl NewCampaign {
         if name.chars().any(char::is_control) {
             return Err(field_error("name", "the name must not contain control characters (line breaks, tabs, NUL)"));
         }
-        let text = input.text.filter(|t| !t.trim().is_empty()).map(str::to_owned);
+        let text = self.text.filter(|t| !t.trim().is_empty()).map(str::to_owned);
         if text.as_deref().is_some_and(|t| t.contains('\0')) {
             return Err(field_error("text", "the text must not contain a NUL character (U+0000)"));
         }
         let tag = |what: &'static str, v: Option<&str>| {
             v.map(str::trim).filter(|v| !v.is_empty()).map(|v| Tag::parse(what, v)).transpose().map_err(|m| field_error(what, m))
         };
-        let source = tag("source", input.source)?;
-        let medium = tag("medium", input.medium)?;
-        if let Some(expires) = input.expires_at
+        let source = tag("source", self.source)?;
+        let medium = tag("medium", self.medium)?;
+        if let Some(expires) = self.expires_at
             && expires <= now {
                 return Err(field_error("expires_at", "the expiry must be in the future"));
             }
-        let code = input.tracked.then(ShortCode::random);
-        let campaign = Self {
-            id: format!("cmp_{}", uuid::Uuid::now_v7().simple()),
-            site_id: site_id.to_owned(),
-            name: name.to_owned(),
-            phone: input.phone,
-            text,
-            source,
-            medium,
-            code,
-            expires_at: input.expires_at,
-            created_by,
-            created_at: now,
-        };
-        let probe = campaign.clone().into_campaign();
-        if probe.wants_ref() && !input.tracked {
+        if text.as_deref().is_some_and(|t| t.contains(REF_PLACEHOLDER)) && !self.tracked {
             return Err(field_error(
                 "text",
                 "{ref} needs a tracked campaign: a static code is printed once and cannot carry a reference of its own per scan; make it tracked or remove {ref}",
             ));
         }
         // The longest reference text is the same for every reference: check with one.
-        probe.link_for(Some(&Reference::from_random([0; 10]))).map_err(|e| field_error("text", e.to_string()))?;
-        Ok(campaign)
+        link(&self.phone, text.as_deref(), Some(&Reference::from_random([0; 10]))).map_err(|e| field_error("text", e.to_string()))?;
+        Ok(CheckedInput { name: name.to_owned(), text, source, medium })
+    }
+}
+
+/// The wa.me link for `phone` and `text`, with `{ref}` replaced by `reference`.
+fn link(phone: &PhoneNumber, text: Option<&str>, reference: Option<&Reference>) -> Result<WaLink, cornetta_shared::link::LinkError> {
+    let text = text.map(|t| match reference {
+        Some(r) => t.replace(REF_PLACEHOLDER, &r.to_string()),
+        None => t.to_owned(),
+    });
+    WaLink::new(phone.clone(), text.as_deref())
+}
+
+impl NewCampaign {
+    /// Checks the inputs ([`CampaignInput::check`]) and draws the id and, when tracked, the code.
+    pub fn build(site_id: &str, input: CampaignInput<'_>, created_by: String, now: Timestamp) -> Result<Self, CampaignError> {
+        let checked = input.check(now)?;
+        Ok(Self {
+            id: format!("cmp_{}", uuid::Uuid::now_v7().simple()),
+            site_id: site_id.to_owned(),
+            name: checked.name,
+            phone: input.phone,
+            text: checked.text,
+            source: checked.source,
+            medium: checked.medium,
+            code: input.tracked.then(ShortCode::random),
+            expires_at: input.expires_at,
+            created_by,
+            created_at: now,
+        })
     }
 
     pub fn into_campaign(self) -> Campaign {
@@ -384,10 +404,10 @@ impl Campaign {
             // Only a new expiry must be in the future: an ended campaign can still be renamed.
             expires_at: change.expires_at.flatten(),
         };
-        let checked = NewCampaign::build(&self.site_id, input, self.created_by.clone(), now)?;
+        let checked = input.check(now)?;
         Ok(Campaign {
             name: checked.name,
-            phone: checked.phone,
+            phone: input.phone,
             text: checked.text,
             source: checked.source,
             medium: checked.medium,
