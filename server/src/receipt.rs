@@ -335,10 +335,12 @@ pub async fn build(state: &crate::state::AppState, event: &crate::store::StoredE
         }),
         withdrawal: Withdrawal {
             method: format!(
-                "press withdraw in the chat widget on the site, enter the reference at {}/withdraw?site={}, send STOP to {} on WhatsApp, \
-                 or ask the business; each is recorded as a withdrawal",
+                "press withdraw in the chat widget on the site, open {}/withdraw?site={}&ref={}{} (the withdrawal page, in the notice's language), \
+                 send STOP to {} on WhatsApp, or ask the business; each is recorded as a withdrawal",
                 state.settings.public_url,
                 site.key,
+                event.reference,
+                notice.as_ref().map(|n| format!("&lang={}", n.lang)).unwrap_or_default(),
                 site.business_name
             ),
             endpoint: format!("POST {}/v1/consents/{}/withdraw", state.settings.public_url, event.reference),

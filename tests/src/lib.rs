@@ -21,6 +21,7 @@ pub mod pg;
 pub mod qr;
 pub mod refusals;
 pub mod site_admin;
+pub mod withdrawal;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {

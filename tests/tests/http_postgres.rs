@@ -96,3 +96,10 @@ async fn an_admin_manages_a_site_over_the_api_and_the_auditor_reads_every_notice
     let server = Server::builder().args(["--database-url", db.url.as_str()]).start().unwrap();
     cornetta_tests::site_admin::an_admin_manages_a_site_and_the_auditor_reads_its_notice_history(&server).await;
 }
+
+#[tokio::test]
+async fn a_visitor_withdraws_on_the_withdrawal_page_in_their_language_on_postgres() {
+    let db = TestDatabase::create().await.unwrap();
+    let server = Server::builder().args(["--database-url", db.url.as_str(), "--checkpoint-interval", "0"]).start().unwrap();
+    cornetta_tests::withdrawal::a_visitor_withdraws_on_the_page_in_their_language(&server).await;
+}

@@ -11,6 +11,7 @@
 //! without JavaScript; `console.js` only enhances (live preview, copy button).
 
 pub mod pages;
+mod i18n;
 mod withdraw;
 
 use axum::Router;

@@ -1,0 +1,85 @@
+//! The visitor's withdrawal page in their language, end to end: a widget consent, its
+//! receipt's link to the page, the page in the browser's language (or the one the link asks
+//! for), refusals and the withdrawal in the form's language, and the event it records.
+//! Shared by the SQLite tests (`http_audit`) and the PostgreSQL ones (`http_postgres`).
+
+use cornetta_shared::Reference;
+use serde_json::{Value, json};
+
+use crate::{Server, client};
+
+/// An origin the default site allows (the example shop page's).
+const ORIGIN: &str = "http://127.0.0.1:8081";
+
+async fn get_json(server: &Server, path: &str, token: &str) -> Value {
+    let response = client().get(server.at(path)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
+/// GET the page with `Accept-Language: accept`: status, Content-Language and the HTML.
+async fn page(server: &Server, query: &str, accept: &str) -> (u16, Option<String>, String) {
+    let res = client().get(server.at(&format!("/withdraw?{query}"))).header("accept-language", accept).send().await.unwrap();
+    let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header("vary").as_deref(), Some("accept-language"), "{query}: caches keep one copy per language");
+    let (status, language) = (res.status().as_u16(), header("content-language"));
+    (status, language, res.text().await.unwrap())
+}
+
+/// POST the page's form as the page in `lang` sends it (the browser itself says English).
+async fn post(server: &Server, site: &str, lang: &str, reference: &str) -> (u16, String) {
+    let form = [("site", site), ("reference", reference), ("lang", lang)];
+    let res = client().post(server.at("/withdraw")).header("origin", &server.url).header("accept-language", "en").form(&form).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+pub async fn a_visitor_withdraws_on_the_page_in_their_language(server: &Server) {
+    let site = server.site_key.clone().expect("serve printed the default site");
+    let auditor = server.token("auditor");
+    let config: Value = client().get(server.at(&format!("/v1/sites/{site}/widget?lang=it"))).header("Origin", ORIGIN).send().await.unwrap().json().await.unwrap();
+    let notice = &config["notice"];
+    assert_eq!(notice["lang"], "it", "{config}");
+    let body = json!({"site": site, "notice": notice["id"], "purposes": ["marketing", "utility"], "page_url": format!("{ORIGIN}/carrello")});
+    let response = client().post(server.at("/v1/consents")).header("Origin", ORIGIN).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let reference = created["reference"].as_str().unwrap().to_owned();
+
+    // The receipt links the page with the reference and the notice's language filled in.
+    let receipt = get_json(server, &format!("/v1/consents/{}/receipt", created["id"].as_str().unwrap()), &auditor).await;
+    let method = receipt["withdrawal"]["method"].as_str().unwrap();
+    let query = format!("site={site}&ref={reference}&lang=it");
+    assert!(method.contains(&format!("/withdraw?{query} ")), "{method}");
+    let (status, language, html) = page(server, &query, "de").await;
+    assert_eq!((status, language.as_deref()), (200, Some("it")), "the link's language wins over the browser's");
+    assert!(html.contains(&format!(r#"value="{reference}""#)) && html.contains("Revoca il mio consenso") && !html.contains("<script"), "{html}");
+
+    // Else the browser's best language we have (q-values count), else English; Arabic RTL.
+    let (_, language, html) = page(server, &format!("site={site}"), "nl, it;q=0.8, de;q=0.9").await;
+    assert_eq!(language.as_deref(), Some("de"));
+    assert!(html.contains(r#"<html lang="de" dir="ltr">"#) && html.contains(r#"name="lang" value="de""#), "{html}");
+    let (_, _, html) = page(server, &format!("site={site}"), "ar-EG").await;
+    assert!(html.contains(r#"<html lang="ar" dir="rtl">"#) && html.contains("اسحب موافقتي"), "{html}");
+    let (_, language, html) = page(server, &format!("site={site}"), "nl, *;q=0.5").await;
+    assert!(language.as_deref() == Some("en") && html.contains("Withdraw my consent"), "{html}");
+    let (status, language, html) = page(server, "site=pk_000000000000000000000000", "es-MX").await;
+    assert!(status == 404 && language.as_deref() == Some("es") && html.contains("Sitio desconocido") && !html.contains("<form"), "{status}: {html}");
+
+    // Refusals and the answer come in the form's language, and refusals record nothing.
+    let (status, html) = post(server, &site, "de", "K7QXM").await;
+    assert!(status == 422 && html.contains("Das ist keine Referenz") && html.contains(r#"value="K7QXM""#), "{status}: {html}");
+    let (status, html) = post(server, &site, "es", &Reference::from_random([6; 10]).to_string()).await;
+    assert!(status == 404 && html.contains("no tiene ningún consentimiento con la referencia"), "{status}: {html}");
+    let events = get_json(server, &format!("/v1/consents?site={site}&reference={reference}"), &auditor).await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "only the grant: {events}");
+    let (status, html) = post(server, &site, "fr", &reference.to_lowercase()).await;
+    assert!(status == 200 && html.contains("Votre consentement a été retiré</h1>"), "{status}: {html}");
+    assert!(html.contains(&format!("Votre consentement avec la référence {reference} a été retiré le ")), "{html}");
+
+    // Recorded once, every purpose, as a web form.
+    let events = get_json(server, &format!("/v1/consents?site={site}&reference={reference}"), &auditor).await;
+    let withdrawn = &events["events"][1];
+    assert_eq!((withdrawn["action"].as_str(), withdrawn["method"].as_str()), (Some("withdrawn"), Some("form")), "{events}");
+    assert_eq!(withdrawn["purposes"], json!(["marketing", "utility"]), "{events}");
+    assert!(!server.log().contains(&reference), "the reference stays out of the log");
+}
