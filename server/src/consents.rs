@@ -174,7 +174,29 @@ pub async fn grant(store: &DynStore, keys: &Keyring, grant: Grant<'_>) -> Result
     })
 }
 
-/// Appends a withdrawal of `purposes` (all of the grant's when `None`) of a grant.
+/// What a withdrawal did.
+#[derive(Debug, Clone)]
+pub enum Withdrawal {
+    /// A withdrawal was appended for the purposes still in force.
+    Recorded(StoredEvent),
+    /// Every purpose asked for was withdrawn already: nothing was appended, and this is the
+    /// last earlier withdrawal of them (a second press, a resubmitted form, a retry).
+    Already(StoredEvent),
+}
+
+impl Withdrawal {
+    /// The withdrawal that ended the consent: the new one, or the earlier one.
+    pub fn event(&self) -> &StoredEvent {
+        match self {
+            Self::Recorded(event) | Self::Already(event) => event,
+        }
+    }
+}
+
+/// Withdraws `purposes` (all of the grant's when `None`) of a grant: appends a withdrawal
+/// of those not withdrawn yet under its reference (by any route: widget, page, auditor,
+/// STOP on WhatsApp), and nothing when none is left, so a repeated request adds no event
+/// (as STOP already did) and answers with the withdrawal that ended the consent.
 pub async fn withdraw(
     store: &DynStore,
     keys: &Keyring,
@@ -183,8 +205,8 @@ pub async fn withdraw(
     method: Method,
     actor: String,
     evidence: Evidence,
-) -> Result<StoredEvent, ApiError> {
-    let purposes = match purposes {
+) -> Result<Withdrawal, ApiError> {
+    let asked = match purposes {
         None => grant.purposes.clone(),
         Some(list) if list.is_empty() => {
             return Err(ApiError::invalid("no_purpose", "purposes is empty; leave it out to withdraw every purpose"));
@@ -196,6 +218,21 @@ pub async fn withdraw(
             list
         }
     };
+    let earlier_filter = EventFilter {
+        site_id: Some(grant.site_id.clone()),
+        references: Some(vec![grant.reference.clone()]),
+        action: Some(Action::Withdrawn),
+        ..EventFilter::default()
+    };
+    // A reference has one grant and a handful of withdrawals at most (at most one per
+    // purpose once this check exists); the limit only bounds a pathological log.
+    let earlier = store.events(&earlier_filter, crate::store::MAX_PERSON_EVENTS).await?;
+    let purposes: Vec<Purpose> = asked.iter().copied().filter(|p| !earlier.iter().any(|e| e.purposes.contains(p))).collect();
+    if purposes.is_empty()
+        && let Some(last) = earlier.into_iter().filter(|e| e.purposes.iter().any(|p| asked.contains(p))).max_by_key(|e| e.seq)
+    {
+        return Ok(Withdrawal::Already(last));
+    }
     let subject = store
         .subject(&grant.subject_id)
         .await?
@@ -218,7 +255,7 @@ pub async fn withdraw(
         actor,
         recorded_at: now(),
     };
-    Ok(store.append(event).await?)
+    Ok(Withdrawal::Recorded(store.append(event).await?))
 }
 
 /// The filter parts that find a person's events by number: their subjects, and the

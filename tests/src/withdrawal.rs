@@ -81,5 +81,39 @@ pub async fn a_visitor_withdraws_on_the_page_in_their_language(server: &Server) 
     let withdrawn = &events["events"][1];
     assert_eq!((withdrawn["action"].as_str(), withdrawn["method"].as_str()), (Some("withdrawn"), Some("form")), "{events}");
     assert_eq!(withdrawn["purposes"], json!(["marketing", "utility"]), "{events}");
-    assert!(!server.log().contains(&reference), "the reference stays out of the log");
+
+    // Withdrawing again (the form resubmitted, the widget's button) records nothing more and
+    // answers with the withdrawal that ended the consent.
+    let (status, again) = post(server, &site, "fr", &reference).await;
+    let when = html.split(" a été retiré le ").nth(1).and_then(|rest| rest.split(" (UTC)").next()).expect("the time of the withdrawal");
+    assert!(status == 200 && again.contains(&format!(" a été retiré le {when} (UTC)")), "{status}: {again}");
+    let (status, view) = widget_withdraw(server, &site, &reference).await;
+    assert_eq!((status, &view["id"]), (200, &withdrawn["id"]), "{view}");
+    let events = get_json(server, &format!("/v1/consents?site={site}&reference={reference}"), &auditor).await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(2), "the grant and one withdrawal: {events}");
+
+    // A consent partly withdrawn by the business: the page withdraws only what is left.
+    let response = client().post(server.at("/v1/consents")).header("Origin", ORIGIN).json(&body).send().await.unwrap();
+    let second = response.json::<Value>().await.unwrap()["reference"].as_str().unwrap().to_owned();
+    let by_auditor = json!({"site": site, "purposes": ["marketing"], "reason": "asked by phone"});
+    let response = client().post(server.at(&format!("/v1/consents/{second}/withdraw"))).bearer_auth(&auditor).json(&by_auditor).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, html) = post(server, &site, "en", &second).await;
+    assert!(status == 200 && html.contains("was withdrawn on"), "{status}: {html}");
+    let events = get_json(server, &format!("/v1/consents?site={site}&reference={second}"), &auditor).await;
+    let purposes: Vec<&Value> = events["events"].as_array().unwrap().iter().map(|e| &e["purposes"]).collect();
+    assert_eq!(purposes, [&json!(["marketing", "utility"]), &json!(["marketing"]), &json!(["utility"])], "{events}");
+    let (status, view) = widget_withdraw(server, &site, &second).await;
+    assert_eq!((status, &view["id"]), (200, &events["events"][2]["id"]), "{view}");
+    let events = get_json(server, &format!("/v1/consents?site={site}&reference={second}"), &auditor).await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(3), "{events}");
+
+    assert!(!server.log().contains(&reference) && !server.log().contains(&second), "references stay out of the log");
+}
+
+/// The widget's withdraw button: status and answer.
+async fn widget_withdraw(server: &Server, site: &str, reference: &str) -> (u16, Value) {
+    let body = json!({"site": site});
+    let response = client().post(server.at(&format!("/v1/consents/{reference}/withdraw"))).header("Origin", ORIGIN).json(&body).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
 }

@@ -116,8 +116,11 @@ pub(super) async fn withdraw(
     };
     let evidence = Evidence { ip: Some(truncate_ip(ip)), user_agent, ..Evidence::default() };
     match consents::withdraw(&state.store, &state.keys, &grant, None, Method::Form, "withdrawal page".to_owned(), evidence).await {
-        Ok(event) => {
-            tracing::info!(site = %site.key, event = %event.id, "consent withdrawn on the withdrawal page");
+        Ok(withdrawal) => {
+            if let consents::Withdrawal::Recorded(event) = &withdrawal {
+                tracing::info!(site = %site.key, event = %event.id, "consent withdrawn on the withdrawal page");
+            }
+            let event = withdrawal.event();
             let time = event.recorded_at.strftime("%Y-%m-%d %H:%M").to_string();
             let done = fill(t.done, &site.business_name, &reference.to_string(), &time);
             render(t, Some(&site), typed, None, Some(&done), StatusCode::OK)

@@ -166,8 +166,13 @@ async fn withdraw(
         reason: body.reason.map(|r| clip(&r, consents::MAX_REASON_CHARS)),
         ..Evidence::default()
     };
-    let event = consents::withdraw(&state.store, &state.keys, &grant, body.purposes, method, actor, evidence).await?;
-    tracing::info!(site = %site.key, event = %event.id, "consent withdrawn");
+    let event = match consents::withdraw(&state.store, &state.keys, &grant, body.purposes, method, actor, evidence).await? {
+        consents::Withdrawal::Recorded(event) => {
+            tracing::info!(site = %site.key, event = %event.id, "consent withdrawn");
+            event
+        }
+        consents::Withdrawal::Already(event) => event,
+    };
     let view = Viewer::default().view(&state.store, &state.keys, &event).await?;
     Ok(ApiJson(view))
 }
