@@ -674,3 +674,108 @@ async fn on_postgresql_an_edited_tracked_campaign_sends_its_printed_code_to_the_
     let server = Server::builder().args(["--database-url", db.url.as_str()]).start().unwrap();
     an_edited_campaign_sends_the_same_printed_code_to_the_new_number_and_text(&server).await;
 }
+
+/// PATCH with `If-Match`; the status, the ETag answered and the body.
+async fn patch_if(server: &Server, token: &str, id: &str, if_match: reqwest::header::HeaderValue, body: Value) -> (u16, Option<String>, Value) {
+    let res = client().patch(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(token).header("if-match", if_match).json(&body).send().await.unwrap();
+    let etag = res.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+    (res.status().as_u16(), etag, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Two marketers (or two tabs) editing one campaign: an edit made on a version that is no
+/// longer current is refused with `If-Match` (and in the console), and concurrent edits of
+/// different fields without it all land, none undoing another.
+async fn edits_made_on_an_old_version_are_refused_and_concurrent_edits_all_land(server: &Server) {
+    let token = server.token("marketer");
+    let c = create_campaign(server, &token, json!({"name": "Shop window", "text": "Hi! Window {ref}"})).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let res = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap();
+    let first = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(first.starts_with('"') && first.ends_with('"'), "a strong ETag: {first}");
+    let value = |tag: &str| reqwest::header::HeaderValue::from_str(tag).unwrap();
+
+    let (status, second, renamed) = patch_if(server, &token, &id, value(&first), json!({"name": "Shop window (spring)"})).await;
+    let second = second.expect("an ETag with the edit");
+    assert!(status == 200 && second != first, "{status} {second}: {renamed}");
+    // A colleague's edit made on the first version is refused, naming the current one.
+    let (status, _, stale) = patch_if(server, &token, &id, value(&first), json!({"text": "Old idea {ref}"})).await;
+    assert_eq!((status, stale["error"]["code"].as_str()), (412, Some("precondition_failed")), "{stale}");
+    assert!(stale["error"]["message"].as_str().unwrap().contains(&second), "{stale}");
+    let (status, _, weak) = patch_if(server, &token, &id, value(&format!("W/{second}")), json!({"text": "Weak {ref}"})).await;
+    assert_eq!(status, 412, "a weak tag never matches for a change: {weak}");
+    let now: Value = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&now["name"], &now["text"]), (&json!("Shop window (spring)"), &json!("Hi! Window {ref}")), "refused edits changed nothing: {now}");
+    let (status, _, bad) = patch_if(server, &token, &id, reqwest::header::HeaderValue::from_bytes(b"\"\xff\"").unwrap(), json!({"text": "x"})).await;
+    assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_if_match")), "{bad}");
+    let (status, third, _) = patch_if(server, &token, &id, value(&format!("\"nope\", {second}")), json!({"medium": "window"})).await;
+    assert_eq!(status, 200, "a list naming the current version matches");
+    let (status, _, any) = patch_if(server, &token, &id, value("*"), json!({"medium": "glass"})).await;
+    assert_eq!((status, &any["medium"]), (200, &json!("glass")), "{any}");
+    assert_ne!(third, Some(second.clone()));
+
+    // Without If-Match, edits of different fields at once all land (each is made on the
+    // latest version), round after round.
+    for round in 0..6 {
+        let bodies = [
+            json!({"name": format!("Window {round}")}),
+            json!({"text": format!("Round {round} {{ref}}")}),
+            json!({"source": format!("round-{round}")}),
+            json!({"medium": format!("pane-{round}")}),
+        ];
+        let edits: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let (url, token) = (server.at(&format!("/v1/campaigns/{id}")), token.clone());
+                tokio::spawn(async move { client().patch(url).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16() })
+            })
+            .collect();
+        for edit in edits {
+            assert_eq!(edit.await.unwrap(), 200);
+        }
+        let now: Value = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let expected = (json!(format!("Window {round}")), json!(format!("Round {round} {{ref}}")), json!(format!("round-{round}")), json!(format!("pane-{round}")));
+        assert_eq!((now["name"].clone(), now["text"].clone(), now["source"].clone(), now["medium"].clone()), expected, "round {round}: no edit undid another");
+    }
+
+    // The console's form carries the version it was shown with: a form left open in a tab
+    // does not undo a change saved since.
+    let http = no_redirects();
+    let session = console_sign_in(server, &http, &token).await;
+    let page_url = server.at(&format!("/console/campaigns/{id}"));
+    let html = http.get(&page_url).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+    let field = |html: &str, name: &str| html.split(&format!("name=\"{name}\" value=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let (csrf, shown) = (field(&html, "csrf"), field(&html, "version"));
+    let res = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(shown, res.headers()["etag"].to_str().unwrap().replace('"', "&#34;"), "the form holds the current version");
+    let (status, _, _) = patch_if(server, &token, &id, value("*"), json!({"text": "Saved meanwhile {ref}"})).await;
+    assert_eq!(status, 200);
+    let save = |version: String| {
+        let (http, session, url, origin, csrf) = (http.clone(), session.clone(), page_url.clone(), server.url.clone(), csrf.clone());
+        async move {
+            let version = version.replace("&#34;", "\"");
+            let form = [("csrf", csrf.as_str()), ("version", version.as_str()), ("name", "From the old tab"), ("text", "Old tab {ref}")];
+            http.post(url).header("cookie", session).header("origin", origin).form(&form).send().await.unwrap()
+        }
+    };
+    let refused = save(shown).await;
+    assert_eq!(refused.status(), 412);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains(r#"data-testid="form-error">This campaign was changed"#) && html.contains("Saved meanwhile {ref}</textarea>"), "{html}");
+    let saved = save(field(&html, "version")).await;
+    assert_eq!(saved.status(), 303, "saved on the version the page now shows");
+    let now: Value = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&now["name"], &now["text"]), (&json!("From the old tab"), &json!("Old tab {ref}")), "{now}");
+}
+
+#[tokio::test]
+async fn edits_made_on_an_old_version_are_refused_and_concurrent_edits_all_land_on_sqlite() {
+    let server = Server::start().unwrap();
+    edits_made_on_an_old_version_are_refused_and_concurrent_edits_all_land(&server).await;
+}
+
+#[tokio::test]
+async fn edits_made_on_an_old_version_are_refused_and_concurrent_edits_all_land_on_postgresql() {
+    let db = cornetta_tests::pg::TestDatabase::create().await.unwrap();
+    let server = Server::builder().args(["--database-url", db.url.as_str()]).start().unwrap();
+    edits_made_on_an_old_version_are_refused_and_concurrent_edits_all_land(&server).await;
+}

@@ -371,12 +371,25 @@ pub struct CampaignChange<'a> {
 impl Campaign {
     /// The campaign ended at `now` (an earlier end stays): its code then shows "this campaign
     /// has ended" (410). A static code goes straight to WhatsApp, so it cannot be ended.
+    /// This version's entity tag (RFC 9110 §8.8.3): its last change to the microsecond,
+    /// which every change moves forward (see [`Campaign::changed_at`]).
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.updated_at.unwrap_or(self.created_at).as_microsecond())
+    }
+
+    /// When a change made `now` is recorded: later than the last one even within the same
+    /// microsecond, so each version has its own [`Campaign::etag`].
+    fn changed_at(&self, now: Timestamp) -> Timestamp {
+        let last = self.updated_at.unwrap_or(self.created_at);
+        if now > last { now } else { last.checked_add(jiff::SignedDuration::from_micros(1)).unwrap_or(now) }
+    }
+
     pub fn ended(&self, now: Timestamp) -> Result<Campaign, CampaignError> {
         if !self.tracked() {
             return Err(field_error("tracked", "a static campaign's code holds the wa.me link itself and never reaches this server, so it cannot be ended"));
         }
         let end = self.expires_at.filter(|e| *e <= now).unwrap_or(now);
-        Ok(Campaign { expires_at: Some(end), updated_at: Some(now), ..self.clone() })
+        Ok(Campaign { expires_at: Some(end), updated_at: Some(self.changed_at(now)), ..self.clone() })
     }
 
     /// The campaign after `change`, checked as a new one is. A tracked campaign's printed
@@ -412,7 +425,7 @@ impl Campaign {
             source: checked.source,
             medium: checked.medium,
             expires_at: change.expires_at.unwrap_or(self.expires_at),
-            updated_at: Some(now),
+            updated_at: Some(self.changed_at(now)),
             ..self.clone()
         })
     }
@@ -494,7 +507,12 @@ mod tests {
         let change = CampaignChange { phone: Some(other.clone()), source: Some(None), ..CampaignChange::default() };
         let edited = tracked.edited(&change, now).unwrap();
         assert_eq!((&edited.phone, &edited.source, &edited.text), (&other, &None, &tracked.text));
-        assert_eq!((&edited.id, &edited.code, edited.created_at, edited.updated_at), (&tracked.id, &tracked.code, tracked.created_at, Some(now)));
+        // Made and edited in the same microsecond, the edit is still a version of its own.
+        let next = now + jiff::SignedDuration::from_micros(1);
+        assert_eq!((&edited.id, &edited.code, edited.created_at, edited.updated_at), (&tracked.id, &tracked.code, tracked.created_at, Some(next)));
+        assert_ne!(edited.etag(), tracked.etag());
+        let later = now + jiff::SignedDuration::from_secs(5);
+        assert_eq!(edited.edited(&CampaignChange { name: Some("Again"), ..CampaignChange::default() }, later).unwrap().updated_at, Some(later));
         // An expiry that has passed may stay (an ended campaign can be renamed); a new one must be ahead.
         let ended = Campaign { expires_at: Some(now - jiff::SignedDuration::from_secs(60)), ..tracked.clone() };
         assert_eq!(ended.edited(&CampaignChange { name: Some("Old poster"), ..CampaignChange::default() }, now).unwrap().expires_at, ended.expires_at);

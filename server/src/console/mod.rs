@@ -418,6 +418,9 @@ pub struct EditForm {
     /// The date the form was shown with: the same date sent back is no change (an expiry
     /// set to the second through the API stays as it was).
     pub expires_was: Option<String>,
+    /// The version the form was shown with (its ETag): saving over a later one is refused,
+    /// so a form left open does not undo a change made since in another tab or by a colleague.
+    pub version: Option<String>,
 }
 
 async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marketer, Path(id): Path<String>, form: Result<Form<EditForm>, FormRejection>) -> Response {
@@ -435,8 +438,13 @@ async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marke
         medium: form.medium.map(Some),
         expires_at: expires.map(Some),
     };
-    match edit_campaign(&state, &marketer.token, &id, &body).await {
+    match edit_campaign(&state, &marketer.token, &id, form.version.as_deref().filter(|v| !v.is_empty()), &body).await {
         Ok((_, campaign)) => Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response(),
+        Err(ApiError::PreconditionFailed(_)) => {
+            let message = "This campaign was changed (in another tab, or by someone else) after this page was opened, so nothing was saved. \
+                           The page now shows the latest version: make your change on it again.";
+            render_campaign(&state, &marketer, &id, Some(message), StatusCode::PRECONDITION_FAILED).await
+        }
         // An unknown campaign renders as the page's own 404.
         Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), err.status()).await,
         Err(err) => err.into_response(),
@@ -447,7 +455,7 @@ async fn end(State(state): State<AppState>, headers: HeaderMap, marketer: Market
     if let Err(refused) = posted(&headers, &marketer, form, |f| &f.csrf) {
         return refused;
     }
-    match end_campaign(&state, &marketer.token, &id).await {
+    match end_campaign(&state, &marketer.token, &id, None).await {
         Ok((_, campaign)) => Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response(),
         Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), err.status()).await,
         Err(err) => err.into_response(),

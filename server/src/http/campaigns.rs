@@ -24,7 +24,7 @@ use crate::qr::options::RenderOptions;
 use crate::qr::Format;
 use crate::state::AppState;
 use crate::store::studio::{CampaignFilter, StudioStore};
-use crate::store::{Role, Site, TokenInfo};
+use crate::store::{Role, Site, StoreError, TokenInfo};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -258,10 +258,81 @@ pub(crate) async fn campaign_for(state: &AppState, token: &TokenInfo, id: &str) 
     Ok((site, campaign))
 }
 
-async fn show(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<ApiJson<CampaignView>, ApiError> {
+/// A campaign's JSON with its version in `ETag`, for an `If-Match` on the next change.
+fn versioned(state: &AppState, site: &Site, campaign: &Campaign) -> Result<Response, ApiError> {
+    let mut response = ApiJson(view(state, site, campaign)?).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&campaign.etag()) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+async fn show(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     bearer.require(Role::Marketer, None)?;
     let (site, campaign) = campaign_for(&state, &bearer.0, &id).await?;
-    Ok(ApiJson(view(&state, &site, &campaign)?))
+    versioned(&state, &site, &campaign)
+}
+
+/// The `If-Match` header's value, when the request has one it can be read from.
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().map_err(|_| ApiError::bad_request("invalid_if_match", "If-Match must be an ETag such as \"1764680000000000\", or *")))
+        .transpose()
+}
+
+/// Whether `if_match` (a list of entity tags, or `*`) names `etag`. Strong comparison
+/// (RFC 9110 §13.1.1): a weak tag never matches.
+fn names_version(if_match: &str, etag: &str) -> bool {
+    if_match.split(',').map(str::trim).any(|tag| tag == "*" || tag == etag)
+}
+
+fn stale(campaign: &Campaign, wanted: &str) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "campaign {} changed since the version you read (If-Match: {}); it is now at ETag {}: GET it again and make your change on that",
+        campaign.id,
+        wanted.chars().take(60).collect::<String>(),
+        campaign.etag()
+    ))
+}
+
+/// How often a change without `If-Match` is made again on the latest version when another
+/// change landed between its read and its write.
+const CHANGE_ATTEMPTS: usize = 5;
+
+/// Stores `change` applied to a campaign the token may see (API or console). With
+/// `if_match`, only to the version it names (412 otherwise, nothing stored); without, to
+/// the latest version: the store writes only over the version read (compare and set), so
+/// two concurrent edits of different fields both land instead of the later undoing the
+/// earlier, as they did when each wrote back the whole campaign it had read.
+async fn change_campaign(
+    state: &AppState,
+    token: &TokenInfo,
+    id: &str,
+    if_match: Option<&str>,
+    change: impl Fn(&Campaign) -> Result<Campaign, ApiError>,
+) -> Result<(Site, Campaign), ApiError> {
+    for _ in 0..CHANGE_ATTEMPTS {
+        let (site, campaign) = campaign_for(state, token, id).await?;
+        if let Some(wanted) = if_match
+            && !names_version(wanted, &campaign.etag())
+        {
+            return Err(stale(&campaign, wanted));
+        }
+        let changed = change(&campaign)?;
+        match studio(state)?.update_campaign(&changed, campaign.updated_at).await {
+            Ok(stored) => return Ok((site, stored)),
+            Err(StoreError::Conflict(_)) => match if_match {
+                Some(wanted) => {
+                    let (_, now) = campaign_for(state, token, id).await?;
+                    return Err(stale(&now, wanted));
+                }
+                None => continue,
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict("edit_conflict", format!("campaign {id} kept changing while this change was made; make it again")))
 }
 
 /// `Some(None)` for an explicit `null`, so that it clears the field; an absent field stays
@@ -290,32 +361,31 @@ pub(crate) struct EditCampaign {
 
 /// `PATCH /v1/campaigns/{id}` (marketer): a printed tracked code sends its next scan to the
 /// new number or message; static campaigns keep what their code holds.
-async fn edit(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>, ApiJson(body): ApiJson<EditCampaign>) -> Result<ApiJson<CampaignView>, ApiError> {
+/// `If-Match` makes it conditional (412 when the campaign changed since).
+async fn edit(State(state): State<AppState>, headers: HeaderMap, bearer: Bearer, ApiPath(id): ApiPath<String>, ApiJson(body): ApiJson<EditCampaign>) -> Result<Response, ApiError> {
     bearer.require(Role::Marketer, None)?;
-    let (site, edited) = edit_campaign(&state, &bearer.0, &id, &body).await?;
-    Ok(ApiJson(view(&state, &site, &edited)?))
+    let (site, edited) = edit_campaign(&state, &bearer.0, &id, if_match(&headers)?, &body).await?;
+    versioned(&state, &site, &edited)
 }
 
 /// `POST /v1/campaigns/{id}/end` (marketer): ends a tracked campaign now; its printed codes
 /// then show "this campaign has ended". Ending an ended campaign keeps its first end.
-async fn end(State(state): State<AppState>, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<ApiJson<CampaignView>, ApiError> {
+async fn end(State(state): State<AppState>, headers: HeaderMap, bearer: Bearer, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     bearer.require(Role::Marketer, None)?;
-    let (site, ended) = end_campaign(&state, &bearer.0, &id).await?;
-    Ok(ApiJson(view(&state, &site, &ended)?))
+    let (site, ended) = end_campaign(&state, &bearer.0, &id, if_match(&headers)?).await?;
+    versioned(&state, &site, &ended)
 }
 
 /// Ends a campaign the token may see (API or console), and stores it.
-pub(crate) async fn end_campaign(state: &AppState, token: &TokenInfo, id: &str) -> Result<(Site, Campaign), ApiError> {
-    let (site, campaign) = campaign_for(state, token, id).await?;
-    let ended = campaign.ended(Timestamp::now()).map_err(|e| ApiError::invalid("static_campaign", e.message))?;
-    let stored = studio(state)?.update_campaign(&ended).await?;
+pub(crate) async fn end_campaign(state: &AppState, token: &TokenInfo, id: &str, if_match: Option<&str>) -> Result<(Site, Campaign), ApiError> {
+    let ended = |campaign: &Campaign| campaign.ended(Timestamp::now()).map_err(|e| ApiError::invalid("static_campaign", e.message));
+    let (site, stored) = change_campaign(state, token, id, if_match, ended).await?;
     tracing::info!(campaign = %stored.id, "campaign ended");
     Ok((site, stored))
 }
 
 /// Applies an edit (API or console) to a campaign the token may see, and stores it.
-pub(crate) async fn edit_campaign(state: &AppState, token: &TokenInfo, id: &str, body: &EditCampaign) -> Result<(Site, Campaign), ApiError> {
-    let (site, campaign) = campaign_for(state, token, id).await?;
+pub(crate) async fn edit_campaign(state: &AppState, token: &TokenInfo, id: &str, if_match: Option<&str>, body: &EditCampaign) -> Result<(Site, Campaign), ApiError> {
     let phone = body.phone.as_deref().map(|p| parse_phone(&state.settings, Some(p), body.region.as_deref())).transpose()?;
     let expires_at = match body.expires_at.as_ref().map(|e| e.as_deref().map(str::trim).filter(|e| !e.is_empty())) {
         Some(Some(e)) => Some(Some(parse_expiry(e)?)),
@@ -331,8 +401,8 @@ pub(crate) async fn edit_campaign(state: &AppState, token: &TokenInfo, id: &str,
         medium: body.medium.as_ref().map(Option::as_deref),
         expires_at,
     };
-    let edited = campaign.edited(&change, Timestamp::now()).map_err(|e| ApiError::invalid("invalid_campaign", format!("{}: {}", e.field, e.message)))?;
-    let stored = studio(state)?.update_campaign(&edited).await?;
+    let edited = |campaign: &Campaign| campaign.edited(&change, Timestamp::now()).map_err(|e| ApiError::invalid("invalid_campaign", format!("{}: {}", e.field, e.message)));
+    let (site, stored) = change_campaign(state, token, id, if_match, edited).await?;
     tracing::info!(campaign = %stored.id, "campaign edited");
     Ok((site, stored))
 }

@@ -91,9 +91,9 @@ impl StudioStore for PostgresStore {
         self.campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound("campaign vanished after insert".into()))
     }
 
-    async fn update_campaign(&self, c: &Campaign) -> StoreResult<Campaign> {
+    async fn update_campaign(&self, c: &Campaign, read_at: Option<Timestamp>) -> StoreResult<Campaign> {
         let done = sqlx::query(
-            "UPDATE campaigns SET name = $1, phone = $2, text = $3, source = $4, medium = $5, expires_at = $6, updated_at = $7 WHERE id = $8",
+            "UPDATE campaigns SET name = $1, phone = $2, text = $3, source = $4, medium = $5, expires_at = $6, updated_at = $7 WHERE id = $8 AND updated_at IS NOT DISTINCT FROM $9",
         )
         .bind(&c.name)
         .bind(c.phone.as_str())
@@ -103,10 +103,14 @@ impl StudioStore for PostgresStore {
         .bind(c.expires_at.map(PgTimestamp))
         .bind(c.updated_at.map(PgTimestamp))
         .bind(&c.id)
+        .bind(read_at.map(PgTimestamp))
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("no campaign {}", c.id)));
+            return Err(match self.campaign(&c.id).await? {
+                Some(_) => StoreError::Conflict(format!("campaign {} changed since it was read", c.id)),
+                None => StoreError::NotFound(format!("no campaign {}", c.id)),
+            });
         }
         self.campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound("campaign vanished after update".into()))
     }

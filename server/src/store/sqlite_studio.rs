@@ -94,9 +94,9 @@ impl StudioStore for SqliteStore {
         self.campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound("campaign vanished after insert".into()))
     }
 
-    async fn update_campaign(&self, c: &Campaign) -> StoreResult<Campaign> {
+    async fn update_campaign(&self, c: &Campaign, read_at: Option<Timestamp>) -> StoreResult<Campaign> {
         let done = sqlx::query(
-            "UPDATE campaigns SET name = ?, phone = ?, text = ?, source = ?, medium = ?, expires_at = ?, updated_at = ? WHERE id = ?",
+            "UPDATE campaigns SET name = ?, phone = ?, text = ?, source = ?, medium = ?, expires_at = ?, updated_at = ? WHERE id = ? AND updated_at IS ?",
         )
         .bind(&c.name)
         .bind(c.phone.as_str())
@@ -106,10 +106,14 @@ impl StudioStore for SqliteStore {
         .bind(c.expires_at.map(|t| t.as_microsecond()))
         .bind(c.updated_at.map(|t| t.as_microsecond()))
         .bind(&c.id)
+        .bind(read_at.map(|t| t.as_microsecond()))
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("no campaign {}", c.id)));
+            return Err(match self.campaign(&c.id).await? {
+                Some(_) => StoreError::Conflict(format!("campaign {} changed since it was read", c.id)),
+                None => StoreError::NotFound(format!("no campaign {}", c.id)),
+            });
         }
         self.campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound("campaign vanished after update".into()))
     }

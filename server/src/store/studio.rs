@@ -36,8 +36,10 @@ pub trait StudioStore: Send + Sync {
     async fn campaign(&self, id: &str) -> StoreResult<Option<Campaign>>;
     /// Stores an edited campaign ([`Campaign::edited`]): its name, number, text, tags, expiry
     /// and `updated_at`; its id, site, code and creation never change. Returns it as stored
-    /// (times to the microsecond).
-    async fn update_campaign(&self, campaign: &Campaign) -> StoreResult<Campaign>;
+    /// (times to the microsecond). Only if it is still the version `read_at` was the
+    /// `updated_at` of (compare and set): else a `Conflict`, and nothing changes, so two
+    /// edits made from the same version cannot both land and one undo the other.
+    async fn update_campaign(&self, campaign: &Campaign, read_at: Option<Timestamp>) -> StoreResult<Campaign>;
     async fn campaign_by_code(&self, code: &ShortCode) -> StoreResult<Option<Campaign>>;
     /// Newest first, at most `limit`.
     async fn campaigns(&self, filter: &CampaignFilter, limit: u32) -> StoreResult<Vec<Campaign>>;
