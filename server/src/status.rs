@@ -303,10 +303,11 @@ mod tests {
                 }
             }
             // An erasure of the person's at or before the moment, with nothing after it, means no consent.
-            if let Some(last) = past.last() {
-                if last.action == Action::Erased && last.subject_id == PHONE {
-                    prop_assert!(full.iter().all(|s| !s.consented));
-                }
+            if let Some(last) = past.last()
+                && last.action == Action::Erased
+                && last.subject_id == PHONE
+            {
+                prop_assert!(full.iter().all(|s| !s.consented));
             }
         }
     }

@@ -113,10 +113,10 @@ async fn a_visitor_opts_in_on_the_shop_page_and_is_sent_to_whatsapp_with_the_rec
 async fn wait_for(browser: &Browser, root: &fantoccini::elements::ShadowRoot, css: &str) -> fantoccini::elements::Element {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        if let Ok(el) = root.find(Locator::Css(css)).await {
-            if el.is_displayed().await.unwrap_or(false) {
-                return el;
-            }
+        if let Ok(el) = root.find(Locator::Css(css)).await
+            && el.is_displayed().await.unwrap_or(false)
+        {
+            return el;
         }
         if std::time::Instant::now() > deadline {
             panic!("{css} did not appear in the widget within {WAIT:?}; the page's console:\n{}", browser.console().await.join("\n"));

@@ -258,7 +258,8 @@ async fn a_modified_receipt_fails_and_says_what_does_not_hold() {
     shop.grant(&["marketing"], None, "https://shop.example/2").await;
     let (receipt, _) = fetch_receipt(&shop, &id).await;
     let key = public_key(&shop).await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Tamper = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Tamper, &str)> = vec![
         ("a purpose added", Box::new(|r: &mut Value| r["services"][0]["purposes"][0]["purpose_category"] = json!(["marketing"])), "services.purposes"),
         ("the time moved", Box::new(|r: &mut Value| r["consent_timestamp"] = json!("2020-01-01T00:00:00Z")), "consent_timestamp"),
         ("the stored purposes changed", Box::new(|r: &mut Value| r["event"]["purposes"] = json!("marketing")), "services.purposes"),

@@ -96,7 +96,15 @@ fn test(extra: &[String]) -> Result {
     // The widget's host-side logic (templates, references, links) is tested in
     // cornetta-shared; its behaviour in real Chromium by tests/tests/browser_*.rs.
     status(&mut cmd)?;
-    eprintln!("xtask: all tests passed in {:.0} s", started.elapsed().as_secs_f64());
+    // Lints after the tests, so that a failing test is what a run reports first: clippy with
+    // warnings as errors, on the host crates and on the widget for its wasm target.
+    let mut lint = cargo();
+    lint.args(["clippy", "--workspace", "--exclude", "cornetta-widget", "--all-targets", "--quiet", "--", "-D", "warnings"]);
+    status(&mut lint)?;
+    let mut lint = cargo();
+    lint.args(["clippy", "--package", "cornetta-widget", "--target", "wasm32-unknown-unknown", "--quiet", "--", "-D", "warnings"]);
+    status(&mut lint)?;
+    eprintln!("xtask: all tests passed, and clippy found nothing, in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -9,6 +9,9 @@
 //! are refused (OWASP CSRF cheat sheet). Pages are sent with a strict Content Security
 //! Policy: scripts and styles only from our own files, never inline. The pages work
 //! without JavaScript; `console.js` only enhances (live preview, copy button).
+// The checks return the page to answer with (`Result<_, Response>`), as axum handlers do;
+// a refusal is rare and answered at once, so its size on the stack does not matter.
+#![expect(clippy::result_large_err, reason = "refusals are answered as responses, axum style")]
 
 pub mod pages;
 mod i18n;

@@ -220,6 +220,8 @@ fn draw_format(grid: &mut [u8], width: usize, format: u32) {
 fn penalty(grid: &[u8], width: usize) -> u32 {
     let mut score = 0u32;
     // Rows and columns: runs (N1) and finder-like patterns (N3) with an 11-module window.
+    // The finder-like run 1011101 next to its 4 light modules, grouped as such.
+    #[expect(clippy::unusual_byte_groupings, reason = "grouped as the pattern and its light side")]
     const FINDER_A: u32 = 0b1011101_0000;
     const FINDER_B: u32 = 0b0000_1011101;
     for line in 0..width {

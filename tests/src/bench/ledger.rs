@@ -222,7 +222,8 @@ fn make_person(
         ..Evidence::default()
     };
     let with_phone = Evidence { phone: Some(phone.to_string()), ..page.clone() };
-    let script: [(&str, &str, &str, &String, &str, bool, Option<(&cornetta_server::keys::SubjectKey, Evidence)>, &str); 4] = [
+    // (action, method, subject, reference, purposes, names the notice, sealed evidence, actor)
+    let script = [
         ("granted", "widget", &widget_subject, &widget_ref, "marketing,utility", true, Some((&widget_key, page.clone())), "widget"),
         ("confirmed", "whatsapp", &phone_subject, &widget_ref, "", false, Some((&phone_key, Evidence { phone: Some(phone.to_string()), ..Evidence::default() })), "whatsapp"),
         ("granted", "form", &phone_subject, &form_ref, "marketing,utility", true, Some((&phone_key, with_phone)), "widget"),
