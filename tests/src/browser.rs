@@ -264,3 +264,22 @@ impl WebDriverCompatibleCommand for Cdp {
         (http::Method::POST, Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()))
     }
 }
+
+/// Runs axe-core (node_modules/axe-core, from the npm registry) on what the JS expression
+/// `context` names (`document`: the whole page; axe walks open shadow roots) and returns
+/// its violations, each with the nodes and why they fail.
+pub async fn axe(client: &Client, context: &str) -> anyhow::Result<Vec<Value>> {
+    let path = crate::repo_root().join("node_modules/axe-core/axe.min.js");
+    let source = std::fs::read_to_string(&path).with_context(|| format!("{}: axe-core is installed by `cargo xtask setup` (npm ci)", path.display()))?;
+    let loaded = client.execute(&format!("{source}\n;return typeof window.axe;"), vec![]).await?;
+    if loaded != "object" {
+        bail!("axe-core did not load: {loaded}");
+    }
+    let script = "var done = arguments[arguments.length - 1];
+         axe.run(CONTEXT, { resultTypes: ['violations'] })
+           .then(function (r) { done(r.violations.map(function (v) { return { id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(function (n) { return n.target.join(' ') + ': ' + n.failureSummary; }) }; })); })
+           .catch(function (e) { done([{ id: 'axe-error', help: String(e) }]); });"
+        .replace("CONTEXT", context);
+    let result = client.execute_async(&script, vec![]).await?;
+    Ok(result.as_array().cloned().unwrap_or_default())
+}

@@ -188,21 +188,11 @@ async fn keyboard_only_a_visitor_reaches_the_launcher_opens_the_dialog_consents_
 /// Runs axe-core (node_modules/axe-core, from the npm registry) on the widget's host element:
 /// axe walks open shadow roots. Returns the violations.
 async fn axe(browser: &Browser) -> Vec<Value> {
-    let source = std::fs::read_to_string(repo_root().join("node_modules/axe-core/axe.min.js")).expect("axe-core is installed (npm ci)");
-    let loaded = browser.client.execute(&format!("{source}\n;return typeof window.axe;"), vec![]).await.unwrap();
-    assert_eq!(loaded, "object", "axe-core loaded");
-    let result = browser
-        .client
-        .execute_async(
-            "var done = arguments[arguments.length - 1];
-             axe.run(document.querySelector('cornetta-widget'), { resultTypes: ['violations'] })
-               .then(function (r) { done(r.violations.map(function (v) { return { id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(function (n) { return n.target.join(' ') + ': ' + n.failureSummary; }) }; })); })
-               .catch(function (e) { done([{ id: 'axe-error', help: String(e) }]); });",
-            vec![],
-        )
-        .await
-        .unwrap();
-    result.as_array().cloned().unwrap_or_default()
+    axe_on(browser, "document.querySelector('cornetta-widget')").await
+}
+
+async fn axe_on(browser: &Browser, context: &str) -> Vec<Value> {
+    cornetta_tests::browser::axe(&browser.client, context).await.unwrap()
 }
 
 #[tokio::test]
@@ -225,6 +215,58 @@ async fn axe_core_finds_no_violations_in_the_widget_in_light_and_dark_themes_bef
         let after = axe(&browser).await;
         assert!(after.is_empty(), "{scheme}, after consent: {after:#?}");
     }
+    browser.close().await;
+}
+
+/// The page a visitor who comes back withdraws on (plain HTML under the console's strict
+/// CSP): no axe-core violation in any of the seven languages, in each of its states (empty,
+/// refused, done), Arabic right to left; and a withdrawal done with the keyboard alone.
+#[tokio::test]
+async fn the_withdrawal_page_has_no_axe_violations_in_any_language_and_works_by_keyboard() {
+    let (server, _shop, browser) = shop(BrowserOptions::default()).await;
+    let site = server.site_key.clone().expect("the default site");
+    let page = |query: String| server.at(&format!("/withdraw?site={site}&{query}"));
+    let form_shown = "return !!document.querySelector('[data-testid=withdraw-form]');";
+    for lang in ["en", "it", "es", "pt", "fr", "de", "ar"] {
+        browser.client.goto(&page(format!("lang={lang}"))).await.unwrap();
+        browser.wait_for_js(form_shown, WAIT).await.unwrap();
+        let (html_lang, dir) = (browser.client.execute("return document.documentElement.lang;", vec![]).await.unwrap(), browser.client.execute("return document.dir;", vec![]).await.unwrap());
+        assert_eq!((html_lang, dir), (json!(lang), json!(if lang == "ar" { "rtl" } else { "ltr" })));
+        let violations = axe_on(&browser, "document").await;
+        assert!(violations.is_empty(), "{lang}: {violations:#?}");
+    }
+    browser.screenshot("withdraw-page-ar").await.unwrap();
+
+    // Refused (a malformed reference), in Arabic: the error is announced and checked too.
+    let field = browser.client.find(Locator::Css("#reference")).await.unwrap();
+    field.send_keys("K7QXM").await.unwrap();
+    press(&browser, Key::Enter).await;
+    browser.wait_for_js("return !!document.querySelector('[data-testid=withdraw-error]');", WAIT).await.unwrap();
+    let violations = axe_on(&browser, "document").await;
+    assert!(violations.is_empty(), "refused: {violations:#?}");
+
+    // Done, with the keyboard alone: the receipt's link fills in the reference; Tab reaches
+    // the field, then the button; Enter withdraws.
+    let config: Value = client().get(server.at(&format!("/v1/sites/{site}/widget?lang=de"))).header("Origin", "http://127.0.0.1:8081").send().await.unwrap().json().await.unwrap();
+    let body = json!({"site": site, "notice": config["notice"]["id"], "purposes": ["utility"], "page_url": "http://127.0.0.1:8081/"});
+    let created: Value = client().post(server.at("/v1/consents")).header("Origin", "http://127.0.0.1:8081").json(&body).send().await.unwrap().json().await.unwrap();
+    let reference = created["reference"].as_str().unwrap();
+    browser.client.goto(&page(format!("ref={reference}&lang=de"))).await.unwrap();
+    browser.wait_for_js(form_shown, WAIT).await.unwrap();
+    press(&browser, Key::Tab).await;
+    let focused = browser.client.execute("return document.activeElement.id;", vec![]).await.unwrap();
+    assert_eq!(focused, json!("reference"), "Tab reaches the reference first");
+    press(&browser, Key::Tab).await;
+    let focused = browser.client.execute("return document.activeElement.type + ' ' + document.activeElement.textContent;", vec![]).await.unwrap();
+    assert_eq!(focused, json!("submit Meine Einwilligung widerrufen"), "then the button");
+    press(&browser, Key::Enter).await;
+    let done = browser.wait_for_js("var d = document.querySelector('[data-testid=withdrawn]'); return d && d.textContent;", WAIT).await.unwrap();
+    assert!(done.as_str().unwrap().contains(reference), "{done}");
+    let violations = axe_on(&browser, "document").await;
+    assert!(violations.is_empty(), "done: {violations:#?}");
+    let auditor = server.token("auditor");
+    let events: Value = client().get(server.at(&format!("/v1/consents?site={site}&reference={reference}"))).bearer_auth(&auditor).send().await.unwrap().json().await.unwrap();
+    assert_eq!(events["events"][1]["method"], "form", "{events}");
     browser.close().await;
 }
 

@@ -92,14 +92,23 @@ fn downloaded_png(dir: &Path) -> Option<PathBuf> {
     std::fs::read_dir(dir).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "png"))
 }
 
+/// axe-core on the whole page (WCAG 2.2 AA as axe checks it): none.
+async fn no_axe_violations(client: &Client, page: &str) -> anyhow::Result<()> {
+    let violations = cornetta_tests::browser::axe(client, "document").await?;
+    anyhow::ensure!(violations.is_empty(), "{page}: {violations:#?}");
+    Ok(())
+}
+
 async fn journey(server: &Server, client: &Client, downloads: &Path) -> anyhow::Result<()> {
     let token = server.token("marketer");
     client.goto(&server.at("/console")).await?;
     wait_for(Duration::from_secs(10), || async { client.current_url().await.is_ok_and(|u| u.path() == "/console/sign-in") }).await?;
     screenshot(client, "qr-console-sign-in.png").await?;
+    no_axe_violations(client, "the sign-in page").await?;
     client.find(Locator::Css("[data-testid=token]")).await?.send_keys(&token).await?;
     client.find(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
     wait_for(Duration::from_secs(10), || async { client.current_url().await.is_ok_and(|u| u.path() == "/console/campaigns") }).await?;
+    no_axe_violations(client, "the campaigns page").await?;
 
     // The preview follows the typing (console.js swaps in a fresh image for each change).
     let before = attr(client, "#qr-preview", "src").await?;
@@ -171,6 +180,7 @@ async fn journey(server: &Server, client: &Client, downloads: &Path) -> anyhow::
     let height: f64 = bars[0].attr("height").await?.context("bar height")?.parse()?;
     assert!(height > 0.0);
     screenshot(client, "qr-console-campaign.png").await?;
+    no_axe_violations(client, "a campaign's page with its scan chart").await?;
     client.execute("document.getElementById('scans-title').scrollIntoView()", vec![]).await?;
     screenshot(client, "qr-console-campaign-chart.png").await?;
 
@@ -184,6 +194,7 @@ async fn journey(server: &Server, client: &Client, downloads: &Path) -> anyhow::
     text.send_keys("Hi! I saw your autumn window (ref {ref})").await?;
     client.execute("document.getElementById('edit-title').scrollIntoView()", vec![]).await?;
     screenshot(client, "qr-console-edit.png").await?;
+    no_axe_violations(client, "the open edit form").await?;
     client.find(Locator::Css("[data-testid=edit-save]")).await?.click().await?;
     wait_for(Duration::from_secs(10), || async { client.find(Locator::XPath("//dd[contains(., 'your autumn window')]")).await.is_ok() })
         .await
