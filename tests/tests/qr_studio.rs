@@ -299,6 +299,7 @@ async fn an_edited_campaign_sends_the_same_printed_code_to_the_new_number_and_te
     assert_eq!(refused.status(), 422);
     let html = refused.text().await.unwrap();
     assert!(html.contains(r#"data-testid="form-error">text: "#), "the page names the field: {html}");
+    assert!(html.contains(&format!("{}</textarea>", "x".repeat(5000))) && html.contains(r#"value="Window sticker (winter)""#), "the refused form comes back as typed");
     assert!(landing(server, &short).await.1.starts_with("Ciao! Vetrina "), "a refused form changes nothing");
     let saved = save(csrf.clone(), "Buone feste! {ref}".into()).await;
     assert_eq!((saved.status().as_u16(), saved.headers()["location"].to_str().unwrap()), (303, format!("/console/campaigns/{id}").as_str()));
@@ -760,7 +761,8 @@ async fn edits_made_on_an_old_version_are_refused_and_concurrent_edits_all_land(
     let refused = save(shown).await;
     assert_eq!(refused.status(), 412);
     let html = refused.text().await.unwrap();
-    assert!(html.contains(r#"data-testid="form-error">This campaign was changed"#) && html.contains("Saved meanwhile {ref}</textarea>"), "{html}");
+    assert!(html.contains(r#"data-testid="form-error">This campaign was changed"#), "{html}");
+    assert!(html.contains("<dd>Saved meanwhile {ref}</dd>") && html.contains("Old tab {ref}</textarea>"), "the latest version, and the form as typed: {html}");
     let saved = save(field(&html, "version")).await;
     assert_eq!(saved.status(), 303, "saved on the version the page now shows");
     let now: Value = client().get(server.at(&format!("/v1/campaigns/{id}"))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();

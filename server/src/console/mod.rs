@@ -390,14 +390,15 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, marketer: Mar
 }
 
 async fn campaign_page(State(state): State<AppState>, marketer: Marketer, Path(id): Path<String>) -> Response {
-    render_campaign(&state, &marketer, &id, None, StatusCode::OK).await
+    render_campaign(&state, &marketer, &id, None, None, StatusCode::OK).await
 }
 
-async fn render_campaign(state: &AppState, marketer: &Marketer, id: &str, error: Option<&str>, status: StatusCode) -> Response {
+/// A campaign's page; `sent`: the edit form as it was refused, shown again as typed.
+async fn render_campaign(state: &AppState, marketer: &Marketer, id: &str, error: Option<&str>, sent: Option<&pages::SentEdit>, status: StatusCode) -> Response {
     let result: Result<Response, ApiError> = async {
         let (site, campaign) = campaign_for(state, &marketer.token, id).await?;
         let stats = stats_for(state, &campaign, &StatsQuery { from: None, to: None, format: None }).await?;
-        Ok(page(status, pages::campaign(state, &marketer.session.csrf, &site, &campaign, &stats, error)))
+        Ok(page(status, pages::campaign(state, &marketer.session.csrf, &site, &campaign, &stats, error, sent)))
     }
     .await;
     result.unwrap_or_else(|e| match e {
@@ -431,6 +432,15 @@ async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marke
         Ok(form) => form,
         Err(refused) => return refused,
     };
+    let sent = pages::SentEdit {
+        name: form.name.clone(),
+        phone: form.phone.clone(),
+        text: form.text.clone(),
+        source: form.source.clone(),
+        medium: form.medium.clone(),
+        expires: form.expires.clone(),
+        expires_was: form.expires_was.clone(),
+    };
     let expires = form.expires.filter(|e| Some(e) != form.expires_was.as_ref());
     let body = EditCampaign {
         name: form.name,
@@ -445,11 +455,11 @@ async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marke
         Ok((_, campaign)) => Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response(),
         Err(ApiError::PreconditionFailed(_)) => {
             let message = "This campaign was changed (in another tab, or by someone else) after this page was opened, so nothing was saved. \
-                           The page now shows the latest version: make your change on it again.";
-            render_campaign(&state, &marketer, &id, Some(message), StatusCode::PRECONDITION_FAILED).await
+                           The page shows the latest version; the form still holds what you typed: check it against the latest, then save again.";
+            render_campaign(&state, &marketer, &id, Some(message), Some(&sent), StatusCode::PRECONDITION_FAILED).await
         }
         // An unknown campaign renders as the page's own 404.
-        Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), err.status()).await,
+        Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), Some(&sent), err.status()).await,
         Err(err) => err.into_response(),
     }
 }
@@ -460,7 +470,7 @@ async fn end(State(state): State<AppState>, headers: HeaderMap, marketer: Market
     }
     match end_campaign(&state, &marketer.token, &id, None).await {
         Ok((_, campaign)) => Redirect::to(&format!("/console/campaigns/{}", campaign.id)).into_response(),
-        Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), err.status()).await,
+        Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), None, err.status()).await,
         Err(err) => err.into_response(),
     }
 }

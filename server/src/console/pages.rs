@@ -140,8 +140,8 @@ struct DayLine {
 struct CampaignTpl<'a> {
     csrf: &'a str,
     error: Option<&'a str>,
-    /// The edit form's end date: the last UTC day the campaign runs.
-    expires_day: String,
+    /// What the edit form shows: the stored campaign, or what was sent when it was refused.
+    form: EditValues,
     title: &'a str,
     site: &'a str,
     c: &'a Campaign,
@@ -161,7 +161,49 @@ struct CampaignTpl<'a> {
     to: String,
 }
 
-pub(super) fn campaign(state: &AppState, csrf: &str, site: &Site, c: &Campaign, stats: &Stats, error: Option<&str>) -> String {
+/// The edit form's fields as sent (`None`: a field the form did not send).
+#[derive(Debug, Default)]
+pub(super) struct SentEdit {
+    pub(super) name: Option<String>,
+    pub(super) phone: Option<String>,
+    pub(super) text: Option<String>,
+    pub(super) source: Option<String>,
+    pub(super) medium: Option<String>,
+    pub(super) expires: Option<String>,
+    pub(super) expires_was: Option<String>,
+}
+
+/// The edit form's values as shown.
+#[derive(Debug)]
+struct EditValues {
+    name: String,
+    phone: String,
+    text: String,
+    source: String,
+    medium: String,
+    expires: String,
+    expires_was: String,
+}
+
+impl EditValues {
+    /// What `sent` holds, else what is stored: a refused form comes back as it was typed.
+    fn shown(c: &Campaign, expires_day: &str, sent: Option<&SentEdit>) -> Self {
+        let pick = |sent: Option<&Option<String>>, stored: String| sent.and_then(Clone::clone).unwrap_or(stored);
+        Self {
+            name: pick(sent.map(|s| &s.name), c.name.clone()),
+            phone: pick(sent.map(|s| &s.phone), c.phone.to_string()),
+            text: pick(sent.map(|s| &s.text), c.text.clone().unwrap_or_default()),
+            source: pick(sent.map(|s| &s.source), c.source.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default()),
+            medium: pick(sent.map(|s| &s.medium), c.medium.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default()),
+            expires: pick(sent.map(|s| &s.expires), expires_day.to_owned()),
+            expires_was: pick(sent.map(|s| &s.expires_was), expires_day.to_owned()),
+        }
+    }
+}
+
+pub(super) fn campaign(state: &AppState, csrf: &str, site: &Site, c: &Campaign, stats: &Stats, error: Option<&str>, sent: Option<&SentEdit>) -> String {
+    // An expiry made from a date is the start of the next UTC day.
+    let expires_day = c.expires_at.map(|t| (t - jiff::SignedDuration::from_micros(1)).to_zoned(jiff::tz::TimeZone::UTC).date().to_string()).unwrap_or_default();
     let base = format!("/console/campaigns/{}/qr", c.id);
     let downloads = vec![
         Download { label: "SVG (vector, any size)".into(), href: format!("{base}?format=svg&size=3cm") },
@@ -186,8 +228,7 @@ pub(super) fn campaign(state: &AppState, csrf: &str, site: &Site, c: &Campaign, 
     render(&CampaignTpl {
         csrf,
         error,
-        // An expiry made from a date is the start of the next UTC day.
-        expires_day: c.expires_at.map(|t| (t - jiff::SignedDuration::from_micros(1)).to_zoned(jiff::tz::TimeZone::UTC).date().to_string()).unwrap_or_default(),
+        form: EditValues::shown(c, &expires_day, sent),
         title: &c.name,
         site: &site.business_name,
         c,
