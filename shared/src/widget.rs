@@ -294,6 +294,23 @@ pub struct MessageVars<'a> {
     pub reference: Option<&'a Reference>,
 }
 
+/// `template` with each placeholder of `vars` (`("{name}", value)`) replaced by its value,
+/// in one pass: a value is never expanded again, and any other `{` stays as it is.
+pub fn fill_placeholders(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        // split_at_checked and get, not indexing: no panic path in the wasm.
+        let (before, after) = rest.split_at_checked(start).unwrap_or((rest, ""));
+        out.push_str(before);
+        let (v, len) = vars.iter().find(|(name, _)| after.starts_with(name)).map_or(("{", 1), |(name, v)| (*v, name.len()));
+        out.push_str(v);
+        rest = after.get(len..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Fills `{title}`, `{url}`, `{agent}` and `{ref}` in one pass (a value that itself
 /// contains `{url}` is never expanded again).
 ///
@@ -310,24 +327,8 @@ pub fn fill_message(template: Option<&str>, vars: &MessageVars<'_>) -> String {
         }
         (_, t) => t.unwrap_or(""),
     };
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        // split_at_checked and get, not indexing: no panic path in the wasm.
-        let (before, after) = rest.split_at_checked(start).unwrap_or((rest, ""));
-        out.push_str(before);
-        let mut value = None;
-        for (name, v) in [("{title}", vars.title), ("{url}", vars.url), ("{agent}", vars.agent), ("{ref}", reference.as_deref().unwrap_or(""))] {
-            if after.starts_with(name) {
-                value = Some((v, name.len()));
-                break;
-            }
-        }
-        let (v, len) = value.unwrap_or(("{", 1));
-        out.push_str(v);
-        rest = after.get(len..).unwrap_or("");
-    }
-    out.push_str(rest);
+    let vars = [("{title}", vars.title), ("{url}", vars.url), ("{agent}", vars.agent), ("{ref}", reference.as_deref().unwrap_or(""))];
+    let out = fill_placeholders(template, &vars);
     let out = out.trim_end();
     match &reference {
         Some(r) if !has_ref(template) && out.trim().is_empty() => format!("Hi! (ref {r})"),

@@ -369,21 +369,26 @@ pub struct CampaignChange<'a> {
 }
 
 impl Campaign {
-    /// The campaign ended at `now` (an earlier end stays): its code then shows "this campaign
-    /// has ended" (410). A static code goes straight to WhatsApp, so it cannot be ended.
+    /// When this version was made: its last edit, or its creation.
+    fn last_change(&self) -> Timestamp {
+        self.updated_at.unwrap_or(self.created_at)
+    }
+
     /// This version's entity tag (RFC 9110 §8.8.3): its last change to the microsecond,
     /// which every change moves forward (see [`Campaign::changed_at`]).
     pub fn etag(&self) -> String {
-        format!("\"{}\"", self.updated_at.unwrap_or(self.created_at).as_microsecond())
+        format!("\"{}\"", self.last_change().as_microsecond())
     }
 
     /// When a change made `now` is recorded: later than the last one even within the same
     /// microsecond, so each version has its own [`Campaign::etag`].
     fn changed_at(&self, now: Timestamp) -> Timestamp {
-        let last = self.updated_at.unwrap_or(self.created_at);
+        let last = self.last_change();
         if now > last { now } else { last.checked_add(jiff::SignedDuration::from_micros(1)).unwrap_or(now) }
     }
 
+    /// The campaign ended at `now` (an earlier end stays): its code then shows "this campaign
+    /// has ended" (410). A static code goes straight to WhatsApp, so it cannot be ended.
     pub fn ended(&self, now: Timestamp) -> Result<Campaign, CampaignError> {
         if !self.tracked() {
             return Err(field_error("tracked", "a static campaign's code holds the wa.me link itself and never reaches this server, so it cannot be ended"));

@@ -174,25 +174,7 @@ fn quality(q: &str) -> Option<u16> {
 /// `template` with `{business}`, `{reference}` and `{time}` filled in, in one pass (a
 /// business named "{time}" stays as it is).
 pub(super) fn fill(template: &str, business: &str, reference: &str, time: &str) -> String {
-    let mut out = String::with_capacity(template.len() + business.len() + 16);
-    let mut rest = template;
-    while let Some(at) = rest.find('{') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let value = [("{business}", business), ("{reference}", reference), ("{time}", time)].into_iter().find(|(name, _)| rest.starts_with(name));
-        match value {
-            Some((name, value)) => {
-                out.push_str(value);
-                rest = &rest[name.len()..];
-            }
-            None => {
-                out.push('{');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    cornetta_shared::widget::fill_placeholders(template, &[("{business}", business), ("{reference}", reference), ("{time}", time)])
 }
 
 #[cfg(test)]

@@ -394,7 +394,7 @@ async fn campaign_page(State(state): State<AppState>, marketer: Marketer, Path(i
 }
 
 /// A campaign's page; `sent`: the edit form as it was refused, shown again as typed.
-async fn render_campaign(state: &AppState, marketer: &Marketer, id: &str, error: Option<&str>, sent: Option<&pages::SentEdit>, status: StatusCode) -> Response {
+async fn render_campaign(state: &AppState, marketer: &Marketer, id: &str, error: Option<&str>, sent: Option<&EditForm>, status: StatusCode) -> Response {
     let result: Result<Response, ApiError> = async {
         let (site, campaign) = campaign_for(state, &marketer.token, id).await?;
         let stats = stats_for(state, &campaign, &StatsQuery { from: None, to: None, format: None }).await?;
@@ -432,23 +432,15 @@ async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marke
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    let sent = pages::SentEdit {
+    // Copied, not moved: a refused form is shown again as it was sent.
+    let expires = form.expires.clone().filter(|e| Some(e) != form.expires_was.as_ref());
+    let body = EditCampaign {
         name: form.name.clone(),
         phone: form.phone.clone(),
-        text: form.text.clone(),
-        source: form.source.clone(),
-        medium: form.medium.clone(),
-        expires: form.expires.clone(),
-        expires_was: form.expires_was.clone(),
-    };
-    let expires = form.expires.filter(|e| Some(e) != form.expires_was.as_ref());
-    let body = EditCampaign {
-        name: form.name,
-        phone: form.phone,
         region: None,
-        text: form.text.map(Some),
-        source: form.source.map(Some),
-        medium: form.medium.map(Some),
+        text: form.text.clone().map(Some),
+        source: form.source.clone().map(Some),
+        medium: form.medium.clone().map(Some),
         expires_at: expires.map(Some),
     };
     match edit_campaign(&state, &marketer.token, &id, form.version.as_deref().filter(|v| !v.is_empty()), &body).await {
@@ -456,10 +448,10 @@ async fn edit(State(state): State<AppState>, headers: HeaderMap, marketer: Marke
         Err(ApiError::PreconditionFailed(_)) => {
             let message = "This campaign was changed (in another tab, or by someone else) after this page was opened, so nothing was saved. \
                            The page shows the latest version; the form still holds what you typed: check it against the latest, then save again.";
-            render_campaign(&state, &marketer, &id, Some(message), Some(&sent), StatusCode::PRECONDITION_FAILED).await
+            render_campaign(&state, &marketer, &id, Some(message), Some(&form), StatusCode::PRECONDITION_FAILED).await
         }
         // An unknown campaign renders as the page's own 404.
-        Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), Some(&sent), err.status()).await,
+        Err(err) if err.status().is_client_error() => render_campaign(&state, &marketer, &id, Some(&err.to_string()), Some(&form), err.status()).await,
         Err(err) => err.into_response(),
     }
 }

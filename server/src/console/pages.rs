@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::CampaignForm;
+use super::{CampaignForm, EditForm};
 use crate::campaigns::stats::Stats;
 use crate::campaigns::{Campaign, DeviceClass, short_url};
 use crate::state::AppState;
@@ -161,18 +161,6 @@ struct CampaignTpl<'a> {
     to: String,
 }
 
-/// The edit form's fields as sent (`None`: a field the form did not send).
-#[derive(Debug, Default)]
-pub(super) struct SentEdit {
-    pub(super) name: Option<String>,
-    pub(super) phone: Option<String>,
-    pub(super) text: Option<String>,
-    pub(super) source: Option<String>,
-    pub(super) medium: Option<String>,
-    pub(super) expires: Option<String>,
-    pub(super) expires_was: Option<String>,
-}
-
 /// The edit form's values as shown.
 #[derive(Debug)]
 struct EditValues {
@@ -187,7 +175,7 @@ struct EditValues {
 
 impl EditValues {
     /// What `sent` holds, else what is stored: a refused form comes back as it was typed.
-    fn shown(c: &Campaign, expires_day: &str, sent: Option<&SentEdit>) -> Self {
+    fn shown(c: &Campaign, expires_day: &str, sent: Option<&EditForm>) -> Self {
         let pick = |sent: Option<&Option<String>>, stored: String| sent.and_then(Clone::clone).unwrap_or(stored);
         Self {
             name: pick(sent.map(|s| &s.name), c.name.clone()),
@@ -201,7 +189,7 @@ impl EditValues {
     }
 }
 
-pub(super) fn campaign(state: &AppState, csrf: &str, site: &Site, c: &Campaign, stats: &Stats, error: Option<&str>, sent: Option<&SentEdit>) -> String {
+pub(super) fn campaign(state: &AppState, csrf: &str, site: &Site, c: &Campaign, stats: &Stats, error: Option<&str>, sent: Option<&EditForm>) -> String {
     // An expiry made from a date is the start of the next UTC day.
     let expires_day = c.expires_at.map(|t| (t - jiff::SignedDuration::from_micros(1)).to_zoned(jiff::tz::TimeZone::UTC).date().to_string()).unwrap_or_default();
     let base = format!("/console/campaigns/{}/qr", c.id);
