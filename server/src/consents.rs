@@ -226,10 +226,12 @@ pub async fn withdraw(
     };
     // A reference has one grant and a handful of withdrawals at most (at most one per
     // purpose once this check exists); the limit only bounds a pathological log.
+    // The latest withdrawal that ended one of the purposes asked for.
+    let last_of = |earlier: Vec<StoredEvent>| earlier.into_iter().filter(|e| e.purposes.iter().any(|p| asked.contains(p))).max_by_key(|e| e.seq);
     let earlier = store.events(&earlier_filter, crate::store::MAX_PERSON_EVENTS).await?;
     let purposes: Vec<Purpose> = asked.iter().copied().filter(|p| !earlier.iter().any(|e| e.purposes.contains(p))).collect();
     if purposes.is_empty()
-        && let Some(last) = earlier.into_iter().filter(|e| e.purposes.iter().any(|p| asked.contains(p))).max_by_key(|e| e.seq)
+        && let Some(last) = last_of(earlier)
     {
         return Ok(Withdrawal::Already(last));
     }
@@ -255,7 +257,16 @@ pub async fn withdraw(
         actor,
         recorded_at: now(),
     };
-    Ok(Withdrawal::Recorded(store.append(event).await?))
+    // The store writes only what is still in force when the event is written: a withdrawal
+    // at the same moment (a second tab, a STOP on WhatsApp) may have ended some or all of it.
+    match store.append(event).await {
+        Ok(stored) => Ok(Withdrawal::Recorded(stored)),
+        Err(StoreError::AlreadyWithdrawn(message)) => {
+            let earlier = store.events(&earlier_filter, crate::store::MAX_PERSON_EVENTS).await?;
+            last_of(earlier).map(Withdrawal::Already).ok_or_else(|| ApiError::internal(anyhow::anyhow!("{message}, but no withdrawal of it is found")))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// The filter parts that find a person's events by number: their subjects, and the

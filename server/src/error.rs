@@ -140,6 +140,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(message) => Self::conflict("conflict", message),
+            StoreError::AlreadyWithdrawn(message) => Self::conflict("already_withdrawn", message),
             StoreError::NotFound(message) => Self::NotFound(message),
             StoreError::Invalid(message) => Self::invalid("invalid", message),
             other => Self::internal(other),

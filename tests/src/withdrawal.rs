@@ -117,3 +117,48 @@ async fn widget_withdraw(server: &Server, site: &str, reference: &str) -> (u16, 
     let response = client().post(server.at(&format!("/v1/consents/{reference}/withdraw"))).header("Origin", ORIGIN).json(&body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
+
+/// One consent withdrawn from everywhere at once (the widget's button twice, the page's form,
+/// the business by API, marketing only): each purpose is ended by exactly one event, and
+/// every answer names an event that is in the log.
+pub async fn withdrawals_sent_at_once_end_each_purpose_once(server: &Server) {
+    let site = server.site_key.clone().expect("serve printed the default site");
+    let auditor = server.token("auditor");
+    let config: Value = client().get(server.at(&format!("/v1/sites/{site}/widget?lang=en"))).header("Origin", ORIGIN).send().await.unwrap().json().await.unwrap();
+    for round in 0..3 {
+        let body = json!({"site": site, "notice": config["notice"]["id"], "purposes": ["marketing", "utility"], "page_url": format!("{ORIGIN}/checkout")});
+        let response = client().post(server.at("/v1/consents")).header("Origin", ORIGIN).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        let reference = response.json::<Value>().await.unwrap()["reference"].as_str().unwrap().to_owned();
+        // All in flight together: the widget's button (twice per four), the business by API
+        // (marketing only), the page's form.
+        let requests = (0..12).map(|i| {
+            let (site, reference, auditor) = (&site, &reference, &auditor);
+            async move {
+                let url = server.at(&format!("/v1/consents/{reference}/withdraw"));
+                let response = match i % 4 {
+                    0 | 1 => client().post(url).header("Origin", ORIGIN).json(&json!({"site": site})).send().await.unwrap(),
+                    2 => client().post(url).bearer_auth(auditor).json(&json!({"site": site, "purposes": ["marketing"], "reason": "asked by phone"})).send().await.unwrap(),
+                    _ => {
+                        let (status, html) = post(server, site, "en", reference).await;
+                        assert!(status == 200 && html.contains("was withdrawn on"), "{status}: {html}");
+                        return None;
+                    }
+                };
+                assert_eq!(response.status(), 200);
+                Some(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned())
+            }
+        });
+        let answered: Vec<String> = futures::future::join_all(requests).await.into_iter().flatten().collect();
+        let events = get_json(server, &format!("/v1/consents?site={site}&reference={reference}&action=withdrawn"), &auditor).await;
+        let withdrawals = events["events"].as_array().unwrap();
+        let mut ended: Vec<&str> = withdrawals.iter().flat_map(|e| e["purposes"].as_array().unwrap()).filter_map(Value::as_str).collect();
+        ended.sort_unstable();
+        assert_eq!(ended, ["marketing", "utility"], "round {round}: each purpose withdrawn exactly once: {events}");
+        for id in &answered {
+            assert!(withdrawals.iter().any(|e| e["id"] == id.as_str()), "round {round}: an answer names {id}, which is not in the log: {events}");
+        }
+    }
+    let verify = get_json(server, &format!("/v1/ledger/verify?site={site}"), &auditor).await;
+    assert_eq!(verify["ok"], true, "{verify}");
+}

@@ -488,4 +488,5 @@ async fn pagination_walks_every_event_once_in_a_stable_order() {
 async fn a_visitor_withdraws_on_the_withdrawal_page_in_their_language() {
     let server = Server::builder().args(["--checkpoint-interval", "0"]).start().unwrap();
     cornetta_tests::withdrawal::a_visitor_withdraws_on_the_page_in_their_language(&server).await;
+    cornetta_tests::withdrawal::withdrawals_sent_at_once_end_each_purpose_once(&server).await;
 }

@@ -102,4 +102,5 @@ async fn a_visitor_withdraws_on_the_withdrawal_page_in_their_language_on_postgre
     let db = TestDatabase::create().await.unwrap();
     let server = Server::builder().args(["--database-url", db.url.as_str(), "--checkpoint-interval", "0"]).start().unwrap();
     cornetta_tests::withdrawal::a_visitor_withdraws_on_the_page_in_their_language(&server).await;
+    cornetta_tests::withdrawal::withdrawals_sent_at_once_end_each_purpose_once(&server).await;
 }

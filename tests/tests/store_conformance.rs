@@ -457,9 +457,49 @@ async fn a_withdrawal_reuses_its_grants_reference(db: &mut TestStore) {
     let granted = db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap();
     let withdrawn = db.store.append(withdrawal_of(&granted)).await.unwrap();
     assert_eq!((withdrawn.seq, withdrawn.action), (1, Action::Withdrawn));
-    let again = db.store.append(withdrawal_of(&granted)).await.unwrap();
-    assert_eq!(again.seq, 2, "withdrawing twice is two events");
+    let again = db.store.append(withdrawal_of(&granted)).await;
+    assert!(matches!(again, Err(StoreError::AlreadyWithdrawn(_))), "a second withdrawal of the same purposes writes nothing: {again:?}");
+    assert_eq!(db.store.tree_size(&shop.id).await.unwrap(), 2);
     assert_eq!(db.store.grant_by_reference(&shop.id, &granted.reference).await.unwrap().as_ref(), Some(&granted));
+}
+
+async fn withdrawals_at_once_end_each_purpose_exactly_once(db: &mut TestStore) {
+    let shop = site(&db.store, "Race Shop").await;
+    let mut two = grant(&db.store, &shop, new_reference()).await;
+    two.purposes = vec![Purpose::Marketing, Purpose::Utility];
+    let granted = db.store.append(two).await.unwrap();
+    // A second store on the same database: another server process with its own writer.
+    let other = cornetta_server::cli::open_store(&db.url).await.expect("a second store opens");
+    for round in 0..3 {
+        let reference = if round == 0 { granted.clone() } else { db.store.append(grant(&db.store, &shop, new_reference()).await).await.unwrap() };
+        let tasks: Vec<_> = (0..24)
+            .map(|i| {
+                let mut withdrawal = withdrawal_of(&reference);
+                if round == 0 {
+                    // Both purposes, marketing alone, utility alone.
+                    withdrawal.purposes = [vec![Purpose::Marketing, Purpose::Utility], vec![Purpose::Marketing], vec![Purpose::Utility]][i % 3].clone();
+                }
+                let store = Arc::clone(if i % 2 == 0 { &db.store } else { &other });
+                tokio::spawn(async move { store.append(withdrawal).await })
+            })
+            .collect();
+        let mut written = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(event) => written.push(event),
+                Err(StoreError::AlreadyWithdrawn(message)) => assert!(message.contains("already withdrawn"), "{message}"),
+                Err(other) => panic!("a withdrawal is written or already made: {other:?}"),
+            }
+        }
+        let filter = EventFilter { references: Some(vec![reference.reference.clone()]), action: Some(Action::Withdrawn), ..EventFilter::default() };
+        let stored = db.store.events(&filter, 100).await.unwrap();
+        written.sort_by_key(|e| e.seq);
+        assert_eq!(written, stored, "round {round}: what the appends returned is what is stored");
+        let mut ended: Vec<Purpose> = stored.iter().flat_map(|e| e.purposes.clone()).collect();
+        ended.sort_unstable_by_key(|p| p.as_str());
+        assert_eq!(ended, reference.purposes, "round {round}: each purpose of the grant is withdrawn exactly once");
+    }
+    assert_logs_are_whole(&all_events(&db.store).await);
 }
 
 async fn an_event_of_an_unknown_site_is_refused_alone(db: &mut TestStore) {
@@ -695,6 +735,7 @@ conformance!(
     concurrent_appends_give_each_site_a_gap_free_seq,
     a_reused_reference_is_a_conflict_and_the_rest_of_its_batch_is_stored,
     a_withdrawal_reuses_its_grants_reference,
+    withdrawals_at_once_end_each_purpose_exactly_once,
     an_event_of_an_unknown_site_is_refused_alone,
     consent_events_refuse_raw_updates_and_deletes,
     events_filter_by_site_person_reference_purpose_action_and_time,

@@ -2,7 +2,7 @@
 //! through `Store::whatsapp()` against a fresh SQLite file and a fresh PostgreSQL database.
 //! Written once as `async fn name(store: &DynStore)`; `conformance!` makes a test per backend.
 
-use cornetta_server::consents::{new_event_id, now};
+use cornetta_server::consents::{new_event_id, new_reference, now};
 use cornetta_server::ledger;
 use cornetta_server::store::whatsapp::{ConfirmGuard, InboundMessage, InboundOutcome, MetaApp, OptOutSettings, Outcome, PhoneNumberId, WaNumber};
 use cornetta_server::store::{DatabaseUrl, DynStore, EventFilter, NewEvent, Site, StoreError, StoredEvent, Subject};
@@ -147,7 +147,7 @@ async fn an_inbound_message_and_its_events_are_recorded_once(store: &DynStore) {
     let person = subject(store, &site, &"1".repeat(64)).await;
     let reference = Reference::parse("K7QXM-2PA9R").unwrap();
     // An event appended the usual way first: the message's events continue the log.
-    store.append(event(&site, Action::Withdrawn, &reference, &person.id)).await.unwrap();
+    store.append(event(&site, Action::Withdrawn, &new_reference(), &person.id)).await.unwrap();
     let events = vec![event(&site, Action::Confirmed, &reference, &person.id), event(&site, Action::Withdrawn, &reference, &person.id)];
     let first = wa.record_inbound(message(&site, 'a', Some(&"1".repeat(64)), 1_000, Outcome::Withdrawn), events.clone()).await.unwrap();
     let InboundOutcome::Recorded { outcome, events: stored } = first else { panic!("recorded, not {first:?}") };
@@ -158,6 +158,11 @@ async fn an_inbound_message_and_its_events_are_recorded_once(store: &DynStore) {
     let log = site_log(store, &site).await;
     assert_eq!(log.len(), 3);
     assert_gap_free(&log);
+    // Another STOP for a reference already withdrawn: the message is kept, no event is
+    // written, and its outcome says there was nothing to withdraw.
+    let again = wa.record_inbound(message(&site, 'e', Some(&"3".repeat(64)), 2_000, Outcome::Withdrawn), vec![event(&site, Action::Withdrawn, &reference, &person.id)]).await.unwrap();
+    assert_eq!(again, InboundOutcome::Recorded { outcome: Outcome::NothingToWithdraw, events: vec![] });
+    assert_eq!(site_log(store, &site).await.len(), 3);
     assert_eq!(log[1].details, r#"{"channel":"whatsapp_cloud_api"}"#);
 
     // The window reads the latest message per person, whatever the order they came in.
@@ -213,14 +218,13 @@ async fn concurrent_messages_and_appends_keep_the_log_gap_free(store: &DynStore)
     let wa = store.whatsapp().unwrap();
     let site = site(store).await;
     let person = subject(store, &site, &"1".repeat(64)).await;
-    let reference = Reference::parse("K7QXM-2PA9R").unwrap();
     let keys: Vec<String> = (0..20).map(|i| format!("{i:064x}")).collect();
     let inbound = keys.iter().map(|key| {
         let mut m = message(&site, 'x', Some(&"1".repeat(64)), 1_000, Outcome::Withdrawn);
         m.message_key = key.clone();
-        wa.record_inbound(m, vec![event(&site, Action::Withdrawn, &reference, &person.id)])
+        wa.record_inbound(m, vec![event(&site, Action::Withdrawn, &new_reference(), &person.id)])
     });
-    let appends = (0..20).map(|_| store.append(event(&site, Action::Withdrawn, &reference, &person.id)));
+    let appends = (0..20).map(|_| store.append(event(&site, Action::Withdrawn, &new_reference(), &person.id)));
     let (inbound, appends) = tokio::join!(futures::future::join_all(inbound), futures::future::join_all(appends));
     assert!(inbound.iter().all(|r| matches!(r, Ok(InboundOutcome::Recorded { .. }))));
     assert!(appends.iter().all(Result::is_ok));

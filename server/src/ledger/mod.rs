@@ -159,6 +159,15 @@ pub fn purposes_column(purposes: &[cornetta_shared::Purpose]) -> String {
     names.join(",")
 }
 
+/// The purposes as an event reads back once stored: in the column's order (by name), no
+/// duplicates.
+pub fn stored_purposes(purposes: &[cornetta_shared::Purpose]) -> Vec<cornetta_shared::Purpose> {
+    let mut purposes = purposes.to_vec();
+    purposes.sort_unstable_by_key(|p| p.as_str());
+    purposes.dedup();
+    purposes
+}
+
 /// The leaf hash an event will have at position `seq`.
 pub fn leaf_hash_of_new(event: &NewEvent, seq: u64) -> [u8; 32] {
     let purposes = purposes_column(&event.purposes);

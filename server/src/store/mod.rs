@@ -74,6 +74,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// A withdrawal none of whose purposes is still in force under its reference: nothing
+    /// was written (see [`Store::append`]).
+    #[error("{0}")]
+    AlreadyWithdrawn(String),
     #[error("the database refused the operation: {0}")]
     Database(#[from] sqlx::Error),
     /// From the rusqlite connections of the SQLite store (`sqlite/direct.rs`, the writer).
@@ -240,7 +244,7 @@ pub struct NewEvent {
     pub subject_id: String,
     /// Created in the same transaction (a widget grant's fresh subject).
     pub new_subject: Option<Subject>,
-    /// Sorted, no duplicates.
+    /// Stored sorted by name, without duplicates (`ledger::stored_purposes`).
     pub purposes: Vec<Purpose>,
     pub notice_id: Option<NoticeId>,
     pub notice_sha256: Option<String>,
@@ -251,6 +255,26 @@ pub struct NewEvent {
     /// Who caused it: `widget`, `token:<id>`, `whatsapp`, `cli`.
     pub actor: String,
     pub recorded_at: Timestamp,
+}
+
+/// A withdrawal as it may still be written, given `ended`: the purposes that withdrawals
+/// already in the log (or earlier in the same batch) ended under its reference. `Ok(None)`
+/// when all of its purposes are still in force, the event with only those when some are,
+/// `AlreadyWithdrawn` when none is. Any other event is written as it is.
+fn withdrawal_left(event: &NewEvent, ended: &[Purpose]) -> StoreResult<Option<NewEvent>> {
+    if event.action != Action::Withdrawn || !event.purposes.iter().any(|p| ended.contains(p)) {
+        return Ok(None);
+    }
+    let purposes: Vec<Purpose> = event.purposes.iter().copied().filter(|p| !ended.contains(p)).collect();
+    if purposes.is_empty() {
+        return Err(StoreError::AlreadyWithdrawn(format!("every purpose of reference {} is already withdrawn", event.reference)));
+    }
+    Ok(Some(NewEvent { purposes, ..event.clone() }))
+}
+
+/// Adds a stored purposes column (`ledger::purposes_column`) to `ended`.
+fn add_ended(ended: &mut Vec<Purpose>, column: &str) {
+    ended.extend(column.split(',').filter_map(|name| name.parse::<Purpose>().ok()));
 }
 
 /// An event as stored: committed, with its position in the site's log.
@@ -409,6 +433,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Appends one event, durably: when this returns `Ok`, the event is committed.
     /// A second `granted` with a reference already used at that site is a `Conflict`.
+    /// A `withdrawn` keeps only the purposes still in force under its reference, decided
+    /// in the writing transaction (so two withdrawals at once never both end a purpose);
+    /// with none left it is `AlreadyWithdrawn` and nothing is written.
     async fn append(&self, event: NewEvent) -> StoreResult<StoredEvent>;
     /// Events matching `filter` in log order (`LogPosition`: site by site, each by seq), at
     /// most `limit`.

@@ -887,10 +887,34 @@ async fn insert_batch(
         }
     }
 
+    // The purposes already withdrawn under the withdrawals' references, read under the heads'
+    // locks: no other writer can end one of them before this batch commits.
+    let mut ended: HashMap<(String, String), Vec<Purpose>> = HashMap::new();
+    let withdrawals: Vec<&&NewEvent> = events.iter().filter(|e| e.action == Action::Withdrawn).collect();
+    if !withdrawals.is_empty() {
+        let site_ids: Vec<&str> = withdrawals.iter().map(|e| e.site_id.as_str()).collect();
+        let references: Vec<&str> = withdrawals.iter().map(|e| e.reference.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT e.site_id, e.reference, e.purposes FROM consent_events e
+               JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[])) AS wanted (site_id, reference)
+                 ON e.site_id = wanted.site_id AND e.reference = wanted.reference
+              WHERE e.action = 'withdrawn'",
+        )
+        .bind(&site_ids)
+        .bind(&references)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &rows {
+            let key = (row.try_get("site_id")?, row.try_get("reference")?);
+            let purposes: Vec<String> = row.try_get("purposes")?;
+            ended.entry(key).or_default().extend(purposes.iter().filter_map(|name| name.parse::<Purpose>().ok()));
+        }
+    }
+
     let mut ev = EventColumns::default();
     let mut subjects = SubjectColumns::default();
     let mut results = Vec::with_capacity(events.len());
-    for event in events {
+    for &event in events {
         let Some(seq) = next_seq.get_mut(&event.site_id) else {
             results.push(Err(StoreError::NotFound(format!("site {} has no ledger (no such site)", event.site_id))));
             continue;
@@ -899,6 +923,23 @@ async fn insert_batch(
             results.push(Err(StoreError::Conflict(format!("reference {} is already used by another consent at this site", event.reference))));
             continue;
         }
+        let trimmed;
+        let event = if event.action == Action::Withdrawn {
+            let ended = ended.entry((event.site_id.clone(), event.reference.as_str().to_owned())).or_default();
+            let left = match super::withdrawal_left(event, ended) {
+                Ok(left) => left,
+                Err(refused) => {
+                    results.push(Err(refused));
+                    continue;
+                }
+            };
+            trimmed = left;
+            let event = trimmed.as_ref().unwrap_or(event);
+            ended.extend_from_slice(&event.purposes);
+            event
+        } else {
+            event
+        };
         let stored_seq = *seq;
         *seq += 1;
         let position = u64::try_from(stored_seq).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
@@ -925,9 +966,7 @@ async fn insert_batch(
         ev.actor.push(event.actor.clone());
         ev.recorded_at.push(ts(event.recorded_at));
         ev.leaf_hash.push(leaf_hash.to_vec());
-        let mut purposes = event.purposes.clone();
-        purposes.sort_unstable();
-        purposes.dedup();
+        let purposes = ledger::stored_purposes(&event.purposes);
         results.push(Ok(StoredEvent {
             id: event.id.clone(),
             site_id: event.site_id.clone(),

@@ -1047,6 +1047,27 @@ fn insert_event(conn: &rusqlite::Connection, event: &NewEvent, batch: &mut Batch
         }
         batch.granted.insert(key);
     }
+    let trimmed;
+    let event = if event.action == cornetta_shared::Action::Withdrawn {
+        // In the transaction, so earlier withdrawals of this batch count as well.
+        let mut ended = Vec::new();
+        let mut statement = conn.prepare_cached("SELECT purposes FROM consent_events WHERE site_id = ? AND reference = ? AND action = 'withdrawn'")?;
+        let mut rows = statement.query((&event.site_id, event.reference.as_str()))?;
+        while let Some(row) = rows.next()? {
+            let column: String = row.get(0)?;
+            super::add_ended(&mut ended, &column);
+        }
+        match super::withdrawal_left(event, &ended) {
+            Ok(None) => event,
+            Ok(Some(left)) => {
+                trimmed = left;
+                &trimmed
+            }
+            Err(refused) => return Ok(Err(refused)),
+        }
+    } else {
+        event
+    };
     let seq = match batch.next_seq.get(event.site_id.as_str()) {
         Some(seq) => *seq,
         None => {
@@ -1088,9 +1109,7 @@ fn insert_event(conn: &rusqlite::Connection, event: &NewEvent, batch: &mut Batch
         micros(event.recorded_at),
         hex::encode(leaf_hash),
     ])?;
-    let mut purposes_sorted = event.purposes.clone();
-    purposes_sorted.sort_unstable();
-    purposes_sorted.dedup();
+    let purposes_sorted = ledger::stored_purposes(&event.purposes);
     Ok(Ok(StoredEvent {
         id: event.id.clone(),
         site_id: event.site_id.clone(),

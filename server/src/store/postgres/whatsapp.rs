@@ -175,6 +175,17 @@ impl WhatsappStore for PostgresStore {
                 events.clear();
             }
         }
+        let batch: Vec<&NewEvent> = events.iter().collect();
+        // The event writer's own insert: same seq, leaf hash and head bookkeeping. A
+        // withdrawal that another one, just before, already made whole is not written.
+        let stored = insert_batch(&mut tx, &batch, false)
+            .await?
+            .into_iter()
+            .filter(|r| !matches!(r, Err(StoreError::AlreadyWithdrawn(_))))
+            .collect::<StoreResult<Vec<_>>>()?;
+        if outcome == Outcome::Withdrawn && stored.is_empty() {
+            outcome = Outcome::NothingToWithdraw;
+        }
         sqlx::query(
             "INSERT INTO whatsapp_messages (site_id, message_key, phone_number_id, lookup, kind, outcome, sent_at, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -189,9 +200,6 @@ impl WhatsappStore for PostgresStore {
         .bind(ts(message.received_at))
         .execute(&mut *tx)
         .await?;
-        let batch: Vec<&NewEvent> = events.iter().collect();
-        // The event writer's own insert: same seq, leaf hash and head bookkeeping.
-        let stored = insert_batch(&mut tx, &batch, false).await?.into_iter().collect::<StoreResult<Vec<_>>>()?;
         tx.commit().await?;
         Ok(InboundOutcome::Recorded { outcome, events: stored })
     }

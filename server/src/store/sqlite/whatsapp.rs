@@ -194,6 +194,19 @@ pub(super) fn insert_inbound(
             events = &[];
         }
     }
+    let mut stored = Vec::with_capacity(events.len());
+    for event in events {
+        match insert_event(conn, event, batch)? {
+            Ok(event) => stored.push(event),
+            // A withdrawal that another one, just before, already made whole.
+            Err(StoreError::AlreadyWithdrawn(_)) => {}
+            // Only grants can be refused otherwise, and `record_inbound` lets none through.
+            Err(refused) => return Ok(Err(refused)),
+        }
+    }
+    if outcome == Outcome::Withdrawn && stored.is_empty() {
+        outcome = Outcome::NothingToWithdraw;
+    }
     conn.prepare_cached(
         "INSERT INTO whatsapp_messages (site_id, message_key, phone_number_id, lookup, kind, outcome, sent_at, received_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -208,13 +221,5 @@ pub(super) fn insert_inbound(
         micros(message.sent_at),
         micros(message.received_at),
     ))?;
-    let mut stored = Vec::with_capacity(events.len());
-    for event in events {
-        match insert_event(conn, event, batch)? {
-            Ok(event) => stored.push(event),
-            // Only grants can be refused, and `record_inbound` lets none through.
-            Err(refused) => return Ok(Err(refused)),
-        }
-    }
     Ok(Ok(InboundOutcome::Recorded { outcome, events: stored }))
 }
