@@ -218,23 +218,6 @@ pub async fn withdraw(
             list
         }
     };
-    let earlier_filter = EventFilter {
-        site_id: Some(grant.site_id.clone()),
-        references: Some(vec![grant.reference.clone()]),
-        action: Some(Action::Withdrawn),
-        ..EventFilter::default()
-    };
-    // A reference has one grant and a handful of withdrawals at most (at most one per
-    // purpose once this check exists); the limit only bounds a pathological log.
-    // The latest withdrawal that ended one of the purposes asked for.
-    let last_of = |earlier: Vec<StoredEvent>| earlier.into_iter().filter(|e| e.purposes.iter().any(|p| asked.contains(p))).max_by_key(|e| e.seq);
-    let earlier = store.events(&earlier_filter, crate::store::MAX_PERSON_EVENTS).await?;
-    let purposes: Vec<Purpose> = asked.iter().copied().filter(|p| !earlier.iter().any(|e| e.purposes.contains(p))).collect();
-    if purposes.is_empty()
-        && let Some(last) = last_of(earlier)
-    {
-        return Ok(Withdrawal::Already(last));
-    }
     let subject = store
         .subject(&grant.subject_id)
         .await?
@@ -249,7 +232,7 @@ pub async fn withdraw(
         reference: grant.reference.clone(),
         subject_id: subject.id.clone(),
         new_subject: None,
-        purposes,
+        purposes: asked.clone(),
         notice_id: grant.notice_id.clone(),
         notice_sha256: grant.notice_sha256.clone(),
         personal,
@@ -257,13 +240,28 @@ pub async fn withdraw(
         actor,
         recorded_at: now(),
     };
-    // The store writes only what is still in force when the event is written: a withdrawal
-    // at the same moment (a second tab, a STOP on WhatsApp) may have ended some or all of it.
+    // The store writes only the purposes still in force when the event is written, so a
+    // repeated request, or one at the same moment (a second tab, a STOP on WhatsApp), ends
+    // nothing twice.
     match store.append(event).await {
         Ok(stored) => Ok(Withdrawal::Recorded(stored)),
         Err(StoreError::AlreadyWithdrawn(message)) => {
-            let earlier = store.events(&earlier_filter, crate::store::MAX_PERSON_EVENTS).await?;
-            last_of(earlier).map(Withdrawal::Already).ok_or_else(|| ApiError::internal(anyhow::anyhow!("{message}, but no withdrawal of it is found")))
+            let earlier = EventFilter {
+                site_id: Some(grant.site_id.clone()),
+                references: Some(vec![grant.reference.clone()]),
+                action: Some(Action::Withdrawn),
+                ..EventFilter::default()
+            };
+            // A reference has one grant and at most one withdrawal per purpose; the limit
+            // only bounds a pathological log. The answer is the latest withdrawal that ended
+            // one of the purposes asked for.
+            let earlier = store.events(&earlier, crate::store::MAX_PERSON_EVENTS).await?;
+            earlier
+                .into_iter()
+                .filter(|e| e.purposes.iter().any(|p| asked.contains(p)))
+                .max_by_key(|e| e.seq)
+                .map(Withdrawal::Already)
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("{message}, but no withdrawal of it is found")))
         }
         Err(other) => Err(other.into()),
     }

@@ -272,9 +272,9 @@ fn withdrawal_left(event: &NewEvent, ended: &[Purpose]) -> StoreResult<Option<Ne
     Ok(Some(NewEvent { purposes, ..event.clone() }))
 }
 
-/// Adds a stored purposes column (`ledger::purposes_column`) to `ended`.
-fn add_ended(ended: &mut Vec<Purpose>, column: &str) {
-    ended.extend(column.split(',').filter_map(|name| name.parse::<Purpose>().ok()));
+/// Adds the purposes an earlier withdrawal stored (their names) to `ended`.
+fn add_ended<S: AsRef<str>>(ended: &mut Vec<Purpose>, names: impl IntoIterator<Item = S>) {
+    ended.extend(names.into_iter().filter_map(|name| name.as_ref().parse::<Purpose>().ok()));
 }
 
 /// An event as stored: committed, with its position in the site's log.

@@ -850,6 +850,23 @@ struct SubjectColumns {
     created_at: Vec<PgTimestamp>,
 }
 
+/// The stored events with `action` under the references of `events` with that action (site,
+/// reference and purposes of each), in one query.
+async fn stored_under_references(conn: &mut PgConnection, events: &[&NewEvent], action: Action) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+    let (site_ids, references): (Vec<&str>, Vec<&str>) = events.iter().filter(|e| e.action == action).map(|e| (e.site_id.as_str(), e.reference.as_str())).unzip();
+    sqlx::query(
+        "SELECT e.site_id, e.reference, e.purposes FROM consent_events e
+           JOIN UNNEST($1::text[], $2::text[]) AS wanted (site_id, reference)
+             ON e.site_id = wanted.site_id AND e.reference = wanted.reference
+          WHERE e.action = $3",
+    )
+    .bind(&site_ids)
+    .bind(&references)
+    .bind(action.as_str())
+    .fetch_all(&mut *conn)
+    .await
+}
+
 async fn insert_batch(
     conn: &mut PgConnection,
     events: &[&NewEvent],
@@ -869,45 +886,17 @@ async fn insert_batch(
     }
     let mut taken: HashSet<(String, String)> = HashSet::new();
     if check_references {
-        let grants: Vec<&&NewEvent> = events.iter().filter(|e| e.action == Action::Granted).collect();
-        let site_ids: Vec<&str> = grants.iter().map(|e| e.site_id.as_str()).collect();
-        let references: Vec<&str> = grants.iter().map(|e| e.reference.as_str()).collect();
-        let rows = sqlx::query(
-            "SELECT e.site_id, e.reference FROM consent_events e
-               JOIN UNNEST($1::text[], $2::text[]) AS wanted (site_id, reference)
-                 ON e.site_id = wanted.site_id AND e.reference = wanted.reference
-              WHERE e.action = 'granted'",
-        )
-        .bind(&site_ids)
-        .bind(&references)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in &rows {
+        for row in &stored_under_references(conn, events, Action::Granted).await? {
             taken.insert((row.try_get("site_id")?, row.try_get("reference")?));
         }
     }
-
     // The purposes already withdrawn under the withdrawals' references, read under the heads'
     // locks: no other writer can end one of them before this batch commits.
     let mut ended: HashMap<(String, String), Vec<Purpose>> = HashMap::new();
-    let withdrawals: Vec<&&NewEvent> = events.iter().filter(|e| e.action == Action::Withdrawn).collect();
-    if !withdrawals.is_empty() {
-        let site_ids: Vec<&str> = withdrawals.iter().map(|e| e.site_id.as_str()).collect();
-        let references: Vec<&str> = withdrawals.iter().map(|e| e.reference.as_str()).collect();
-        let rows = sqlx::query(
-            "SELECT e.site_id, e.reference, e.purposes FROM consent_events e
-               JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[])) AS wanted (site_id, reference)
-                 ON e.site_id = wanted.site_id AND e.reference = wanted.reference
-              WHERE e.action = 'withdrawn'",
-        )
-        .bind(&site_ids)
-        .bind(&references)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in &rows {
+    if events.iter().any(|e| e.action == Action::Withdrawn) {
+        for row in &stored_under_references(conn, events, Action::Withdrawn).await? {
             let key = (row.try_get("site_id")?, row.try_get("reference")?);
-            let purposes: Vec<String> = row.try_get("purposes")?;
-            ended.entry(key).or_default().extend(purposes.iter().filter_map(|name| name.parse::<Purpose>().ok()));
+            super::add_ended(ended.entry(key).or_default(), row.try_get::<Vec<String>, _>("purposes")?);
         }
     }
 
@@ -926,17 +915,18 @@ async fn insert_batch(
         let trimmed;
         let event = if event.action == Action::Withdrawn {
             let ended = ended.entry((event.site_id.clone(), event.reference.as_str().to_owned())).or_default();
-            let left = match super::withdrawal_left(event, ended) {
-                Ok(left) => left,
+            match super::withdrawal_left(event, ended) {
+                Ok(left) => {
+                    trimmed = left;
+                    let event = trimmed.as_ref().unwrap_or(event);
+                    ended.extend_from_slice(&event.purposes);
+                    event
+                }
                 Err(refused) => {
                     results.push(Err(refused));
                     continue;
                 }
-            };
-            trimmed = left;
-            let event = trimmed.as_ref().unwrap_or(event);
-            ended.extend_from_slice(&event.purposes);
-            event
+            }
         } else {
             event
         };

@@ -1055,13 +1055,12 @@ fn insert_event(conn: &rusqlite::Connection, event: &NewEvent, batch: &mut Batch
         let mut rows = statement.query((&event.site_id, event.reference.as_str()))?;
         while let Some(row) = rows.next()? {
             let column: String = row.get(0)?;
-            super::add_ended(&mut ended, &column);
+            super::add_ended(&mut ended, column.split(','));
         }
         match super::withdrawal_left(event, &ended) {
-            Ok(None) => event,
-            Ok(Some(left)) => {
+            Ok(left) => {
                 trimmed = left;
-                &trimmed
+                trimmed.as_ref().unwrap_or(event)
             }
             Err(refused) => return Ok(Err(refused)),
         }
