@@ -17,6 +17,7 @@ use cornetta_shared::{Lang, PhoneNumber};
 use futures::StreamExt;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
+use crate::bench::raw_http;
 use crate::{Server, client, cornetta_bin};
 
 /// Settings of one run.
@@ -284,28 +285,86 @@ async fn status_bench(server: &Server, auditor: &str, site: &str, persons: u64, 
     if answer["purposes"][0]["consented"] != true {
         bail!("status of a person with a utility grant says no consent: {answer}");
     }
-    // Warm up: one request per client at once, so the measured lookups run on `clients`
-    // open keep-alive connections, as a steady load does (opening a connection is not a
-    // lookup; before, the first lookup of each client also opened its connection).
-    let mut warm = Vec::new();
-    for _ in 0..clients {
-        let (http, url, token) = (http.clone(), url.clone(), auditor.to_owned());
-        warm.push(tokio::spawn(async move { http.get(&url).bearer_auth(&token).send().await?.error_for_status()?.bytes().await }));
+    let site_key = site.to_owned();
+    let status_of = move |person: u64| {
+        // A moment inside the log: after the person's events, or before some.
+        let at = jiff::Timestamp::from_microsecond(T0_MICROS + (person * EVENTS_PER_PERSON + 2) as i64 * 10_000).expect("in range");
+        format!("/v1/subjects/{}/status?site={site_key}&at={at}", phone_of(person))
+    };
+    let lookups = timed_loop(server, auditor, clients, total, move |n| status_of(n % persons)).await?;
+    lookups.print("status", "lookups", clients);
+    // The same clients on a route that reads no store and answers a few hundred bytes:
+    // what HTTP alone costs on this machine, the floor under any lookup's latency.
+    let floor = timed_loop(server, auditor, clients, total, |_| "/v1/ledger/public-key".to_owned()).await?;
+    floor.print("http floor (GET /v1/ledger/public-key)", "requests", clients);
+    Ok(())
+}
+
+/// What one timed loop measured.
+struct Timed {
+    latencies: Vec<Duration>,
+    elapsed: f64,
+    /// CPU seconds of the server and of this process over the loop.
+    cpu: Option<(f64, f64)>,
+}
+
+impl Timed {
+    fn print(&self, what: &str, unit: &str, clients: usize) {
+        let all = &self.latencies;
+        let rate = all.len() as f64 / self.elapsed;
+        println!(
+            "{what}: {} {unit} at {clients} clients over HTTP in {:.1} s ({rate:.0}/s): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            all.len(),
+            self.elapsed,
+            percentile(all, 0.50).as_secs_f64() * 1e3,
+            percentile(all, 0.99).as_secs_f64() * 1e3,
+            all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        );
+        // What bounds these figures on this machine. With `clients` requests always in
+        // flight, the mean latency is clients / rate (Little's law), so a p99 of 5 ms needs
+        // at least clients / 5 ms answers/s; and the CPU each costs, server and client
+        // together, caps the rate at cores / cost.
+        if let Some((server, client)) = self.cpu {
+            let n = all.len().max(1) as f64;
+            let (server_us, client_us) = (server / n * 1e6, client / n * 1e6);
+            let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+            println!(
+                "{what}: CPU per request: server {server_us:.0} µs, bench client {client_us:.0} µs; {cores} cores cap the rate at {:.0}/s; \
+                 a p99 of 5 ms at {clients} clients needs at least {:.0}/s",
+                cores / ((server_us + client_us) / 1e6),
+                clients as f64 / 0.005
+            );
+        }
     }
-    for w in warm {
-        w.await??;
+}
+
+/// `total` GETs of `path_of(n)` over `clients` keep-alive connections of the lean client
+/// (`raw_http`: on these two cores the client's CPU is taken from the server), each
+/// connection opened and warmed by one request before the clock starts (opening a
+/// connection is not a lookup). Any answer but 200 fails the run.
+async fn timed_loop<P>(server: &Server, bearer: &str, clients: usize, total: usize, path_of: P) -> anyhow::Result<Timed>
+where
+    P: Fn(u64) -> String + Clone + Send + 'static,
+{
+    let base = server.at("");
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        let mut connection = raw_http::Connection::open(&base).await?;
+        let answer = connection.get(&path_of(0), bearer).await?;
+        if answer.status != 200 {
+            bail!("a warm-up request answered {}: {}", answer.status, String::from_utf8_lossy(&answer.body));
+        }
+        connections.push(connection);
     }
     let per_client = total / clients;
     let deadline = Instant::now() + Duration::from_secs(120);
-    let server_pid = server.pid().context("the server's pid")?;
-    let cpu_before = (cpu_seconds(&server_pid.to_string()), cpu_seconds("self"));
+    let server_pid = server.pid().context("the server's pid")?.to_string();
+    let cpu_before = (cpu_seconds(&server_pid), cpu_seconds("self"));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..clients {
-        let http = http.clone();
-        let base = server.at("");
-        let token = auditor.to_owned();
-        let site = site.to_owned();
+    for (c, mut connection) in connections.into_iter().enumerate() {
+        let token = bearer.to_owned();
+        let path_of = path_of.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_client);
             let mut state = (c as u64 + 1) * 0x9E37_79B9_7F4A_7C15;
@@ -316,61 +375,31 @@ async fn status_bench(server: &Server, auditor: &str, site: &str, persons: u64, 
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                let person = state % persons;
-                // A moment inside the log: after the person's events, or before some.
-                let at = jiff::Timestamp::from_microsecond(T0_MICROS + (person * EVENTS_PER_PERSON + 2) as i64 * 10_000).expect("in range");
-                let url = format!("{base}/v1/subjects/{}/status?site={site}&at={at}", phone_of(person));
+                let path = path_of(state);
                 let t = Instant::now();
-                let response = http.get(&url).bearer_auth(&token).send().await;
-                let ok = match response {
-                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                    _ => false,
-                };
-                if !ok {
-                    return Err(anyhow::anyhow!("a status request failed"));
+                let answer = connection.get(&path, &token).await?;
+                if answer.status != 200 {
+                    bail!("GET {path} answered {}: {}", answer.status, String::from_utf8_lossy(&answer.body));
                 }
                 latencies.push(t.elapsed());
             }
             Ok(latencies)
         }));
     }
-    let mut all = Vec::new();
+    let mut latencies = Vec::new();
     for t in tasks {
-        all.extend(t.await??);
+        latencies.extend(t.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = (cpu_seconds(&server_pid.to_string()), cpu_seconds("self"));
-    all.sort_unstable();
-    let rate = all.len() as f64 / elapsed;
-    println!(
-        "status: {} lookups at {} clients over HTTP in {:.1} s ({:.0}/s): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        all.len(),
-        clients,
-        elapsed,
-        rate,
-        percentile(&all, 0.50).as_secs_f64() * 1e3,
-        percentile(&all, 0.99).as_secs_f64() * 1e3,
-        all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
-    );
-    // What bounds these figures on this machine. With `clients` requests always in flight,
-    // the mean latency is clients / rate (Little's law), so a p99 of 5 ms needs at least
-    // clients / 5 ms lookups/s; and the CPU each lookup costs, server and client together,
-    // caps the rate at cores / cost.
-    if let ((Some(server0), Some(client0)), (Some(server1), Some(client1))) = (cpu_before, cpu_after) {
-        let n = all.len().max(1) as f64;
-        let (server_us, client_us) = ((server1 - server0) / n * 1e6, (client1 - client0) / n * 1e6);
-        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
-        println!(
-            "status: CPU per lookup: server {server_us:.0} µs, bench client {client_us:.0} µs; {cores} cores cap the rate at {:.0}/s; \
-             a p99 of 5 ms at {clients} clients needs at least {:.0}/s",
-            cores / ((server_us + client_us) / 1e6),
-            clients as f64 / 0.005
-        );
-    }
-    Ok(())
+    let cpu_after = (cpu_seconds(&server_pid), cpu_seconds("self"));
+    latencies.sort_unstable();
+    let cpu = match (cpu_before, cpu_after) {
+        ((Some(s0), Some(c0)), (Some(s1), Some(c1))) => Some((s1 - s0, c1 - c0)),
+        _ => None,
+    };
+    Ok(Timed { latencies, elapsed, cpu })
 }
 
-/// User plus system CPU time of a process (`self` or a pid) so far, in seconds.
 fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces: state is

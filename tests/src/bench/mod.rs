@@ -3,5 +3,6 @@
 
 pub mod ledger;
 pub mod qr;
+pub mod raw_http;
 pub mod store;
 pub mod widget;
