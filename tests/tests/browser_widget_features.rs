@@ -373,6 +373,44 @@ async fn on_desktop_start_chat_shows_the_qr_code_of_the_same_link_and_a_web_link
     browser.close().await;
 }
 
+/// JS prefix for the tests of what stays in view: `p` the panel (the scroll container),
+/// `inside(rect)` whether a box lies wholly within the panel's visible part, `rect(testid)`.
+const IN_VIEW: &str = "var p = r.querySelector('[data-testid=cornetta-panel]'); var pr = p.getBoundingClientRect(); \
+    function rect(t) { return r.querySelector('[data-testid=' + t + ']').getBoundingClientRect(); } \
+    function inside(b) { return b.height > 0 && b.top >= pr.top - 0.5 && b.bottom <= pr.bottom + 0.5; }";
+
+/// On a short window the panel scrolls, and what the visitor needs stays in view: the head
+/// with Close at the top, the hint and Start chat at the foot (both sticky, panel.css). A
+/// control that takes focus is scrolled clear of both (`scroll-padding`), so focus is never
+/// hidden under them (WCAG 2.2, 2.4.11 Focus Not Obscured).
+#[tokio::test]
+async fn on_a_short_window_close_and_start_chat_stay_in_view_and_focus_is_never_hidden_under_them() {
+    let (_server, shop, browser) = shop(BrowserOptions { width: 1280, height: 560, mobile: false, lang: None }).await;
+    open_panel(&browser, &format!("{shop}/")).await;
+    let overflow = js(&browser, &format!("{IN_VIEW} return p.scrollHeight - p.clientHeight;")).await;
+    assert!(overflow.as_f64().unwrap() > 60.0, "the panel must overflow this window for the test to mean anything ({overflow} px)");
+    let foot = js(&browser, &format!("{IN_VIEW} p.scrollTop = 0; return [inside(rect('cornetta-start')), inside(r.getElementById('cornetta-hint').getBoundingClientRect())];")).await;
+    assert_eq!(foot, json!([true, true]), "scrolled to the top, Start chat and why it is disabled are in view");
+    let head = js(&browser, &format!("{IN_VIEW} p.scrollTop = p.scrollHeight; return [inside(rect('cornetta-close')), inside(rect('cornetta-start'))];")).await;
+    assert_eq!(head, json!([true, true]), "scrolled to the end, Close is still in view");
+    // Every control focused from either end of the scroll: wholly between the head and the foot.
+    let hidden = js(
+        &browser,
+        &format!(
+            "{IN_VIEW} var head = r.querySelector('.head'), foot = r.querySelector('.actions'), hidden = [], checked = 0; \
+             p.querySelectorAll('.agent, input, .privacy').forEach(function (e) {{ if (!e.getClientRects().length) return; \
+               [0, p.scrollHeight].forEach(function (from) {{ p.scrollTop = from; r.activeElement && r.activeElement.blur(); e.focus(); checked++; \
+                 var b = e.getBoundingClientRect(), h = head.getBoundingClientRect(), f = foot.getBoundingClientRect(); \
+                 if (r.activeElement !== e || b.top < h.bottom - 0.5 || b.bottom > f.top + 0.5) hidden.push(e.getAttribute('data-testid') + ' from ' + from); }}); }}); \
+             return [checked, hidden];"
+        ),
+    )
+    .await;
+    assert!(hidden[0].as_u64().unwrap() >= 8, "the agents and the boxes were all tried: {hidden}");
+    assert_eq!(hidden[1], json!([]), "focus landed under the head or the foot");
+    browser.close().await;
+}
+
 #[tokio::test]
 async fn on_a_phone_start_chat_opens_whatsapp_without_a_qr_code() {
     let (_server, shop, browser) = shop(BrowserOptions { width: 390, height: 844, mobile: true, lang: None }).await;

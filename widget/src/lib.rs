@@ -717,11 +717,14 @@ fn Chat(
         <div class="chat" hidden=closed>
             {agents}
             {boxes}
-            <p class="hint" id="cornetta-hint">{ui.hint}</p>
-            <button type="button" class="start" data-testid="cornetta-start" disabled=move || !can_start()
-                aria-describedby="cornetta-hint" on:click=start>
-                {ui.start}
-            </button>
+            // Kept in view at the panel's foot (panel.css) however far the panel scrolls.
+            <div class="actions">
+                <p class="hint" id="cornetta-hint">{ui.hint}</p>
+                <button type="button" class="start" data-testid="cornetta-start" disabled=move || !can_start()
+                    aria-describedby="cornetta-hint" on:click=start>
+                    {ui.start}
+                </button>
+            </div>
         </div>
         <div class="receipt when-recorded" role="status" data-testid="cornetta-agreed">
             <p>{move || receipt().map(|r| r.0).unwrap_or_default()}</p>
