@@ -2,6 +2,8 @@
 //! the browser's own `Intl` (a tz database in the wasm would cost hundreds of KB), and the
 //! agents' online state computed with the shared `Hours` rules.
 
+use std::cell::RefCell;
+
 use cornetta_shared::widget::{ClockTime, Hours, OpenSpan, Weekday};
 use js_sys::{Array, Date, Object};
 use wasm_bindgen::prelude::*;
@@ -10,6 +12,7 @@ use crate::net::{get, set, text};
 
 #[wasm_bindgen]
 extern "C" {
+    #[derive(Clone)]
     type Formatter;
 
     /// `new Intl.DateTimeFormat(locale, options)`, catching the RangeError an unknown
@@ -24,15 +27,31 @@ extern "C" {
     fn format(this: &Formatter, date: &Date) -> String;
 }
 
-/// Now, in `time_zone`: the weekday and the minutes since midnight.
-pub(crate) fn now_in(time_zone: &str) -> Option<(Weekday, u16)> {
+thread_local! {
+    /// The last clock made: making an `Intl.DateTimeFormat` is what costs (the first one
+    /// with a time zone loads the browser's zone data, about 20 ms in headless Chromium
+    /// here), reading the time with it does not; a site and its agents share a zone.
+    static CLOCK: RefCell<Option<(String, Formatter)>> = const { RefCell::new(None) };
+}
+
+fn clock(time_zone: &str) -> Option<Formatter> {
+    if let Some(f) = CLOCK.with_borrow(|c| c.as_ref().filter(|(zone, _)| zone == time_zone).map(|(_, f)| f.clone())) {
+        return Some(f);
+    }
     let options = Object::new();
     set(&options, "timeZone", &time_zone.into());
     set(&options, "weekday", &"short".into());
     set(&options, "hour", &"numeric".into());
     set(&options, "minute", &"numeric".into());
     set(&options, "hourCycle", &"h23".into());
-    let parts = Formatter::new("en-US", &options).ok()?.format_to_parts(&Date::new_0());
+    let f = Formatter::new("en-US", &options).ok()?;
+    CLOCK.set(Some((time_zone.to_owned(), f.clone())));
+    Some(f)
+}
+
+/// Now, in `time_zone`: the weekday and the minutes since midnight.
+pub(crate) fn now_in(time_zone: &str) -> Option<(Weekday, u16)> {
+    let parts = clock(time_zone)?.format_to_parts(&Date::new_0());
     let (mut day, mut hour, mut minute) = (None, None, None);
     for part in parts.iter() {
         let value = text(&part, "value").unwrap_or_default();

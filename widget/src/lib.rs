@@ -418,7 +418,13 @@ pub fn start(root: ShadowRoot, mount: HtmlElement, launcher: HtmlElement, opts: 
             spawn_local(async move {
                 let state = match net::answer(net::request(&url, None)).await {
                     Ok(a) if a.status == 200 => match site_from_config(key, &a.body, &o) {
-                        Ok(site) => Load::Ready(Arc::new(site)),
+                        Ok(site) => {
+                            // Reading the configuration (business hours use the browser's
+                            // Intl) and drawing the panel are two tasks, each short for
+                            // the page's main thread, not one long one.
+                            net::yield_to_page().await;
+                            Load::Ready(Arc::new(site))
+                        }
                         Err(e) => {
                             web_sys::console::error_1(&format!("Cornetta: the site's configuration is malformed: {e}").into());
                             Load::Failed

@@ -72,3 +72,15 @@ pub(crate) async fn answer(request: Promise) -> Result<Answer, String> {
 pub(crate) fn describe(e: &JsValue) -> String {
     text(e, "message").or_else(|| e.as_string()).unwrap_or_else(|| "unknown error".into())
 }
+
+/// Lets the page run its other tasks (input, rendering) before what follows: a promise a
+/// zero-delay timer resolves, so the code after it runs in a task of its own.
+pub(crate) async fn yield_to_page() {
+    let promise = Promise::new(&mut |resolve, _| {
+        let queued = web_sys::window().is_some_and(|w| w.set_timeout_with_callback(&resolve).is_ok());
+        if !queued {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
