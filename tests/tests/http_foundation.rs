@@ -596,3 +596,24 @@ async fn an_admin_manages_a_site_over_the_api_and_the_auditor_reads_every_notice
     let server = Server::start().unwrap();
     cornetta_tests::site_admin::an_admin_manages_a_site_and_the_auditor_reads_its_notice_history(&server).await;
 }
+
+/// The benches' lean client (`bench::raw_http`, which times the status lookups) against the
+/// real server: several answers on one kept-alive connection, each status and body exactly
+/// as reqwest reads them, an error answer too.
+#[tokio::test]
+async fn the_bench_client_reads_each_answer_exactly_on_one_kept_alive_connection() {
+    use cornetta_tests::bench::raw_http::Connection;
+    let server = Server::start().unwrap();
+    let mut connection = Connection::open(&server.at("")).await.unwrap();
+    for path in ["/healthz", "/v1/link?phone=%2B393331234567&text=Hi%21", "/no-such-route", "/healthz"] {
+        let ours = connection.get(path, "crn_unused").await.unwrap();
+        let theirs = client().get(server.at(path)).bearer_auth("crn_unused").send().await.unwrap();
+        assert_eq!(ours.status, theirs.status().as_u16(), "{path}");
+        let (ours, theirs): (Value, Value) = (serde_json::from_slice(&ours.body).unwrap(), theirs.json().await.unwrap());
+        // /healthz's answer is the same every time; the others are the same for both.
+        assert_eq!(ours, theirs, "{path}");
+    }
+    let answer = connection.get("/no-such-route", "crn_unused").await.unwrap();
+    assert_eq!(answer.status, 404);
+    assert_eq!(serde_json::from_slice::<Value>(&answer.body).unwrap()["error"]["code"], "not_found");
+}
