@@ -3,8 +3,9 @@
 //! widget fetches.
 
 use cornetta_shared::api::{NoticeView, WidgetConfig};
-use cornetta_shared::widget::{Agent, Hours, MAX_AGENTS, MAX_LABEL_CHARS, OutsideHours, WidgetSettings};
+use cornetta_shared::widget::{AgentView, Hours, MAX_AGENTS, MAX_LABEL_CHARS, OpenNow, OutsideHours, Weekday, WidgetSettings};
 use cornetta_shared::{Lang, PhoneNumber, Region};
+use jiff::Timestamp;
 
 use crate::store::Site;
 
@@ -89,14 +90,22 @@ pub fn stored(site: &Site) -> WidgetSettings {
 }
 
 /// What the widget draws for a visitor who reads `langs` (best first).
-pub fn config(site: &Site, notice: Option<NoticeView>, langs: &[Lang]) -> WidgetConfig {
+pub fn config(site: &Site, notice: Option<NoticeView>, langs: &[Lang], at: Timestamp) -> WidgetConfig {
     let settings = stored(site);
     let greeting = langs
         .iter()
         .chain(notice.as_ref().map(|n| &n.lang))
         .chain(std::iter::once(&site.default_lang))
         .find_map(|l| settings.greeting.get(l).cloned());
-    let agents: Vec<Agent> = settings.agents;
+    let site_now = settings.hours.as_ref().and_then(|h| open_now(h, at));
+    let agents = settings
+        .agents
+        .into_iter()
+        .map(|a| {
+            let now = a.hours.as_ref().or(settings.hours.as_ref()).and_then(|h| open_now(h, at));
+            AgentView { name: a.name, role: a.role, phone: a.phone, hours: a.hours, now }
+        })
+        .collect();
     WidgetConfig {
         site: site.key.clone(),
         business: site.business_name.clone(),
@@ -108,9 +117,19 @@ pub fn config(site: &Site, notice: Option<NoticeView>, langs: &[Lang]) -> Widget
         privacy_url: settings.privacy_url,
         agents,
         hours: settings.hours,
+        now: site_now,
         outside_hours: settings.outside_hours,
         consent: settings.consent,
     }
+}
+
+/// Whether `hours` are open at `at`, in their own time zone (None for a zone the tz
+/// database lacks: the settings were checked against it when saved).
+fn open_now(hours: &Hours, at: Timestamp) -> Option<OpenNow> {
+    let local = at.to_zoned(jiff::tz::TimeZone::get(&hours.time_zone).ok()?);
+    let day = Weekday::ALL[local.weekday().to_monday_zero_offset() as usize];
+    let minute = local.hour() as u16 * 60 + local.minute() as u16;
+    Some(hours.open_now(day, minute))
 }
 
 /// The example shop's settings: two agents with business hours, so the demo page shows
@@ -136,7 +155,62 @@ pub fn demo() -> WidgetSettings {
 
 #[cfg(test)]
 mod tests {
+    use cornetta_shared::widget::{ClockTime, NextOpening};
+
     use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn open_now_is_read_in_the_hours_own_time_zone() {
+        let hours: Hours = serde_json::from_str(
+            r#"{"time_zone":"Europe/Rome","open":[{"days":["mon","tue","wed","thu","fri"],"from":"09:00","to":"18:00"},{"days":["sat"],"from":"22:00","to":"02:00"}]}"#,
+        )
+        .unwrap();
+        let next = |in_days, day, time: &str| Some(NextOpening { in_days, day, time: ClockTime::parse(time).unwrap() });
+        let cases = [
+            // Monday 2026-03-02 08:30 UTC is 09:30 in Rome (UTC+1): open.
+            ("2026-03-02T08:30:00Z", true, None),
+            // 07:30 UTC is 08:30 in Rome: opens at 9:00 today.
+            ("2026-03-02T07:30:00Z", false, next(0, Weekday::Mon, "09:00")),
+            // Summer time (UTC+2): 16:30 UTC on Friday 2026-07-03 is 18:30, closed until Saturday 22:00.
+            ("2026-07-03T16:30:00Z", false, next(1, Weekday::Sat, "22:00")),
+            // Past midnight in the Saturday night span: Sunday 01:30 in Rome.
+            ("2026-07-04T23:30:00Z", true, None),
+            // Sunday 02:30 in Rome: closed until Monday 9:00.
+            ("2026-07-05T00:30:00Z", false, next(1, Weekday::Mon, "09:00")),
+        ];
+        for (moment, online, next) in cases {
+            assert_eq!(open_now(&hours, at(moment)), Some(OpenNow { online, next }), "{moment}");
+        }
+        let unknown = Hours { time_zone: "Mars/Olympus".into(), open: hours.open.clone() };
+        assert_eq!(open_now(&unknown, at("2026-03-02T08:30:00Z")), None, "a zone the tz database lacks");
+    }
+
+    #[test]
+    fn the_configuration_says_who_answers_now_by_their_own_hours_or_the_sites() {
+        let mut settings = demo();
+        // The site: weekdays 9–18 in Rome. Giulia has her own hours (always), Marco the site's.
+        settings.hours = Some(serde_json::from_str(r#"{"time_zone":"Europe/Rome","open":[{"days":["mon","tue","wed","thu","fri"],"from":"09:00","to":"18:00"}]}"#).unwrap());
+        settings.agents[1].hours = None;
+        let site = Site {
+            id: "site_test".into(),
+            key: cornetta_shared::SiteKey::parse("pk_0123456789abcdef").unwrap(),
+            business_name: "Acme Shop".into(),
+            phones: vec![PhoneNumber::from_e164("+393331234567").unwrap()],
+            allowed_origins: Vec::new(),
+            default_lang: Lang::parse("en").unwrap(),
+            widget: serde_json::to_value(&settings).unwrap(),
+            created_at: Timestamp::UNIX_EPOCH,
+        };
+        // Monday 20:00 in Rome.
+        let config = config(&site, None, &[], at("2026-03-02T19:00:00Z"));
+        assert_eq!(config.now, Some(OpenNow { online: false, next: Some(NextOpening { in_days: 1, day: Weekday::Tue, time: ClockTime::parse("09:00").unwrap() }) }));
+        assert_eq!(config.agents[0].now.as_ref().map(|n| n.online), Some(true), "Giulia's own hours: always");
+        assert_eq!(config.agents[1].now, config.now, "Marco follows the site's hours");
+    }
 
     #[test]
     fn the_demo_settings_pass_their_own_checks() {

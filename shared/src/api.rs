@@ -128,10 +128,14 @@ pub struct WidgetConfig {
     pub privacy_url: Option<String>,
     /// Who answers; empty means the site's number.
     #[serde(default)]
-    pub agents: Vec<crate::widget::Agent>,
+    pub agents: Vec<crate::widget::AgentView>,
     /// The site's business hours; always open when absent.
     #[serde(default)]
     pub hours: Option<crate::widget::Hours>,
+    /// Whether the site is open by `hours` at the moment of this answer (absent with no
+    /// hours). The widget shows this and each agent's `now`; it reads no clock itself.
+    #[serde(default)]
+    pub now: Option<crate::widget::OpenNow>,
     #[serde(default)]
     pub outside_hours: crate::widget::OutsideHours,
     #[serde(default)]

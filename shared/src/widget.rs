@@ -201,6 +201,38 @@ impl Hours {
     }
 }
 
+/// Whether someone answers at a moment, and if not, when they next do. The server works it
+/// out from [`Hours`] in their time zone and sends it with the widget's configuration: the
+/// browser then needs no time zone data (building an `Intl` clock for a zone costs the
+/// page's main thread tens of milliseconds), and a visitor's wrong clock changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenNow {
+    pub online: bool,
+    /// When offline, the next opening (none when the hours list no open span).
+    #[serde(default)]
+    pub next: Option<NextOpening>,
+}
+
+/// The next opening: in how many days (0 today, 7 the same weekday next week), which day
+/// and at what time, local time of the hours' zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextOpening {
+    pub in_days: u8,
+    pub day: Weekday,
+    pub time: ClockTime,
+}
+
+impl Hours {
+    /// [`OpenNow`] at `minute` (since midnight) on `day`, local time.
+    pub fn open_now(&self, day: Weekday, minute: u16) -> OpenNow {
+        if self.is_open(day, minute) {
+            return OpenNow { online: true, next: None };
+        }
+        let next = self.next_opening(day, minute).map(|(in_days, day, time)| NextOpening { in_days, day, time });
+        OpenNow { online: false, next }
+    }
+}
+
 /// What the widget does outside business hours.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
@@ -237,6 +269,21 @@ pub struct Agent {
     /// Their own hours; the site's hours when absent.
     #[serde(default)]
     pub hours: Option<Hours>,
+}
+
+/// An agent as the widget's configuration gives them: their settings, and whether they
+/// answer now by their own hours or else the site's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentView {
+    pub name: String,
+    #[serde(default)]
+    pub role: Option<String>,
+    pub phone: String,
+    #[serde(default)]
+    pub hours: Option<Hours>,
+    /// Absent when neither they nor the site have hours: always online.
+    #[serde(default)]
+    pub now: Option<OpenNow>,
 }
 
 /// A site's widget settings as its admin sets them (the `sites.widget` column;

@@ -513,6 +513,42 @@ async fn put_settings(server: &Server, settings: Value) {
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
 }
 
+/// Every day from `from_hour` for three hours, in UTC (past midnight when it must be).
+fn three_hours_from(from_hour: i8) -> Value {
+    let (from, to) = (from_hour.rem_euclid(24), (from_hour + 3).rem_euclid(24));
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    json!({ "time_zone": "UTC", "open": [{ "days": days, "from": format!("{from:02}:00"), "to": format!("{to:02}:00") }] })
+}
+
+/// Who answers is worked out by the server, in the hours' time zone: a visitor whose clock
+/// is twelve hours off sees the same agents online as everyone else.
+#[tokio::test]
+async fn a_visitors_wrong_clock_does_not_change_who_answers() {
+    let (server, shop, browser) = shop(BrowserOptions::default()).await;
+    let hour = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).hour();
+    let agents = json!([
+        { "name": "Now", "phone": "+39 333 1234567", "hours": three_hours_from(hour - 1) },
+        { "name": "Tonight", "phone": "+39 333 7654321", "hours": three_hours_from(hour + 11) }
+    ]);
+    put_settings(&server, json!({ "agents": agents, "outside_hours": { "mode": "notice" }, "consent": "optional" })).await;
+    browser
+        .before_each_page(
+            "(function () { var Real = Date, shift = 12 * 3600 * 1000; \
+             function Shifted() { return arguments.length ? new (Function.prototype.bind.apply(Real, [null].concat([].slice.call(arguments))))() : new Real(Real.now() + shift); } \
+             Shifted.now = function () { return Real.now() + shift; }; Shifted.UTC = Real.UTC; Shifted.parse = Real.parse; Shifted.prototype = Real.prototype; \
+             window.Date = Shifted; })();",
+        )
+        .await
+        .unwrap();
+    open_panel(&browser, &format!("{shop}/")).await;
+    let skew = js(&browser, "return Math.round((new Date().getTime() - performance.timeOrigin - performance.now()) / 3600000);").await;
+    assert_eq!(skew, json!(12), "the page's clock is twelve hours ahead");
+    let shown = js(&browser, "return [0, 1].map(function (i) { return r.querySelector('[data-testid=cornetta-agent-' + i + ']').textContent; });").await;
+    assert!(shown[0].as_str().unwrap().contains("Online"), "open now by the server's clock: {shown}");
+    assert!(shown[1].as_str().unwrap().contains("We reply from"), "open only by the visitor's wrong clock: {shown}");
+    browser.close().await;
+}
+
 #[tokio::test]
 async fn agents_with_business_hours_show_when_they_reply_redirect_outside_hours_or_are_hidden() {
     let (server, shop, browser) = shop(BrowserOptions::default()).await;

@@ -309,7 +309,8 @@ fn site_from_config(key: SiteKey, c: &JsValue, o: &Options) -> Result<Site, Stri
         None
     };
     let lang = o.ui.lang;
-    let site_hours = hours::parse(&get(c, "hours"));
+    // Who answers now, as the server worked it out from the business hours.
+    let site_now = get(c, "now");
     let outside = get(c, "outside_hours");
     let mode = text(&outside, "mode").unwrap_or_default();
     let hide = mode == "hide";
@@ -317,21 +318,20 @@ fn site_from_config(key: SiteKey, c: &JsValue, o: &Options) -> Result<Site, Stri
     let all: Vec<AgentInfo> = Array::from(&get(c, "agents"))
         .iter()
         .filter_map(|a| {
-            let own = hours::parse(&get(&a, "hours"));
             Some(AgentInfo {
                 name: text(&a, "name")?,
                 role: text(&a, "role"),
                 phone: PhoneNumber::from_e164(&text(&a, "phone")?).ok()?,
-                now: hours::availability(own.as_ref().or(site_hours.as_ref()), lang),
+                now: hours::availability(&get(&a, "now"), lang),
             })
         })
         .collect();
     let had_agents = !all.is_empty();
     let agents: Vec<AgentInfo> = all.iter().filter(|a| !hide || a.now.online).cloned().collect();
-    let now = match (&site_hours, had_agents) {
-        (Some(h), _) => hours::availability(Some(h), lang),
-        (None, true) => Availability { online: all.iter().any(|a| a.now.online), next: all.iter().find_map(|a| a.now.next.clone()) },
-        (None, false) => Availability { online: true, next: None },
+    let now = match (site_now.is_object(), had_agents) {
+        (true, _) => hours::availability(&site_now, lang),
+        (false, true) => Availability { online: all.iter().any(|a| a.now.online), next: all.iter().find_map(|a| a.now.next.clone()) },
+        (false, false) => Availability { online: true, next: None },
     };
     Ok(Site {
         key: Some(key),
@@ -419,9 +419,8 @@ pub fn start(root: ShadowRoot, mount: HtmlElement, launcher: HtmlElement, opts: 
                 let state = match net::answer(net::request(&url, None)).await {
                     Ok(a) if a.status == 200 => match site_from_config(key, &a.body, &o) {
                         Ok(site) => {
-                            // Reading the configuration (business hours use the browser's
-                            // Intl) and drawing the panel are two tasks, each short for
-                            // the page's main thread, not one long one.
+                            // Reading the configuration and drawing the panel are two
+                            // tasks, each short for the page's main thread, not one long one.
                             net::yield_to_page().await;
                             Load::Ready(Arc::new(site))
                         }

@@ -68,7 +68,7 @@ async fn widget_config(
     origin.check(&site)?;
     let notice = notice_for(&state, &site, q.lang.as_deref()).await?;
     let langs: Vec<Lang> = q.lang.as_deref().unwrap_or("").split(',').take(10).filter_map(|l| Lang::parse(l).ok()).collect();
-    Ok(ApiJson(crate::widget_settings::config(&site, notice, &langs)))
+    Ok(ApiJson(crate::widget_settings::config(&site, notice, &langs, crate::consents::now())))
 }
 
 /// `GET /v1/sites/{key}/widget/settings` (admin): the stored settings.
