@@ -101,9 +101,9 @@ pub fn config(site: &Site, notice: Option<NoticeView>, langs: &[Lang], at: Times
     let agents = settings
         .agents
         .into_iter()
-        .map(|a| {
-            let now = a.hours.as_ref().or(settings.hours.as_ref()).and_then(|h| open_now(h, at));
-            AgentView { name: a.name, role: a.role, phone: a.phone, hours: a.hours, now }
+        .map(|agent| {
+            let now = agent.hours.as_ref().or(settings.hours.as_ref()).and_then(|h| open_now(h, at));
+            AgentView { agent, now }
         })
         .collect();
     WidgetConfig {
@@ -210,6 +210,11 @@ mod tests {
         assert_eq!(config.now, Some(OpenNow { online: false, next: Some(NextOpening { in_days: 1, day: Weekday::Tue, time: ClockTime::parse("09:00").unwrap() }) }));
         assert_eq!(config.agents[0].now.as_ref().map(|n| n.online), Some(true), "Giulia's own hours: always");
         assert_eq!(config.agents[1].now, config.now, "Marco follows the site's hours");
+        // As the widget and the tests read it: the agent's own fields beside `now`.
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["agents"][1]["name"], "Marco");
+        assert_eq!(json["agents"][1]["now"]["next"], serde_json::json!({"in_days": 1, "day": "tue", "time": "09:00"}));
+        assert_eq!(serde_json::from_value::<WidgetConfig>(json).unwrap(), config, "it reads back");
     }
 
     #[test]

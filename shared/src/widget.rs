@@ -275,12 +275,8 @@ pub struct Agent {
 /// answer now by their own hours or else the site's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentView {
-    pub name: String,
-    #[serde(default)]
-    pub role: Option<String>,
-    pub phone: String,
-    #[serde(default)]
-    pub hours: Option<Hours>,
+    #[serde(flatten)]
+    pub agent: Agent,
     /// Absent when neither they nor the site have hours: always online.
     #[serde(default)]
     pub now: Option<OpenNow>,
