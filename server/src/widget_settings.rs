@@ -102,7 +102,11 @@ pub fn config(site: &Site, notice: Option<NoticeView>, langs: &[Lang], at: Times
         .agents
         .into_iter()
         .map(|agent| {
-            let now = agent.hours.as_ref().or(settings.hours.as_ref()).and_then(|h| open_now(h, at));
+            // The site's answer is worked out once; an agent with hours of their own gets theirs.
+            let now = match &agent.hours {
+                Some(own) => open_now(own, at),
+                None => site_now.clone(),
+            };
             AgentView { agent, now }
         })
         .collect();

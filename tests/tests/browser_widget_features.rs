@@ -487,8 +487,13 @@ fn closed_now_hours() -> (Value, String) {
     let to = now.checked_add(jiff::SignedDuration::from_hours(3)).unwrap();
     let (from, to) = (format!("{:02}:00", from.hour()), format!("{:02}:00", to.hour()));
     let to = if to == "00:00" { "24:00".to_owned() } else { to };
+    (every_day_utc(&from, &to), from)
+}
+
+/// Hours open every day from `from` to `to` (HH:MM), in UTC.
+fn every_day_utc(from: &str, to: &str) -> Value {
     let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-    (json!({ "time_zone": "UTC", "open": [{ "days": days, "from": from, "to": to }] }), from)
+    json!({ "time_zone": "UTC", "open": [{ "days": days, "from": from, "to": to }] })
 }
 
 /// Hours past midnight that are open now in UTC: every day from two hours after this hour
@@ -496,9 +501,7 @@ fn closed_now_hours() -> (Value, String) {
 /// most of the day; near midnight the span no longer crosses it and now is in its first part).
 fn overnight_open_now_hours() -> Value {
     let hour = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).hour();
-    let (from, to) = (format!("{:02}:00", (hour + 2) % 24), format!("{:02}:00", (hour + 1) % 24));
-    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-    json!({ "time_zone": "UTC", "open": [{ "days": days, "from": from, "to": to }] })
+    every_day_utc(&format!("{:02}:00", (hour + 2) % 24), &format!("{:02}:00", (hour + 1) % 24))
 }
 
 async fn put_settings(server: &Server, settings: Value) {
@@ -515,9 +518,7 @@ async fn put_settings(server: &Server, settings: Value) {
 
 /// Every day from `from_hour` for three hours, in UTC (past midnight when it must be).
 fn three_hours_from(from_hour: i8) -> Value {
-    let (from, to) = (from_hour.rem_euclid(24), (from_hour + 3).rem_euclid(24));
-    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-    json!({ "time_zone": "UTC", "open": [{ "days": days, "from": format!("{from:02}:00"), "to": format!("{to:02}:00") }] })
+    every_day_utc(&format!("{:02}:00", from_hour.rem_euclid(24)), &format!("{:02}:00", (from_hour + 3).rem_euclid(24)))
 }
 
 /// Who answers is worked out by the server, in the hours' time zone: a visitor whose clock

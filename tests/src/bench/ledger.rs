@@ -286,12 +286,13 @@ async fn status_bench(server: &Server, auditor: &str, site: &str, persons: u64, 
         bail!("status of a person with a utility grant says no consent: {answer}");
     }
     let site_key = site.to_owned();
-    let status_of = move |person: u64| {
+    let status_of = move |n: u64| {
+        let person = n % persons;
         // A moment inside the log: after the person's events, or before some.
         let at = jiff::Timestamp::from_microsecond(T0_MICROS + (person * EVENTS_PER_PERSON + 2) as i64 * 10_000).expect("in range");
         format!("/v1/subjects/{}/status?site={site_key}&at={at}", phone_of(person))
     };
-    let lookups = timed_loop(server, auditor, clients, total, move |n| status_of(n % persons)).await?;
+    let lookups = timed_loop(server, auditor, clients, total, status_of).await?;
     lookups.print("status", "lookups", clients);
     // The same clients on a route that reads no store and answers a few hundred bytes:
     // what HTTP alone costs on this machine, the floor under any lookup's latency.
